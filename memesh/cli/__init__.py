@@ -1,0 +1,1 @@
+"""Command-line entry points (argh); a thin skin over the library."""

@@ -1,0 +1,1 @@
+"""The MCP layer: JSON-RPC framing, per-window sessions for both protocol eras, tools, stdio."""

@@ -1,0 +1,1 @@
+"""Storage: SQLite (WAL, FTS5) holding the knowledge graph and the memory store."""

@@ -1,0 +1,41 @@
+"""Packaging for memesh: one shared MCP / knowledge-graph daemon per user."""
+import pathlib
+import re
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "memesh" / "_version.py").read_text(), re.M).group(1)
+
+TEST_REQUIRES = [
+    "pytest>=8",
+    "hypothesis>=6.100",
+    # The official MCP client, used by the end-to-end tests as a real peer.
+    "mcp==2.3.0",
+]
+
+setup(
+    name="memesh",
+    version=VERSION,
+    description="One shared, long-lived memory daemon (MCP server, knowledge graph, A2A) for all AI coding sessions of a user",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["memesh", "memesh.*"]),
+    install_requires=[
+        "psutil>=5.9",
+        "filelock>=3.12",
+        "pyyaml>=6.0",
+        "argh>=0.30",
+        "colorlog>=6.7",
+    ],
+    extras_require={"test": TEST_REQUIRES},
+    entry_points={"console_scripts": ["memesh=memesh.cli.main:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Operating System :: POSIX :: Linux",
+        "Operating System :: MacOS",
+    ],
+)
