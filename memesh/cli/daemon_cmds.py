@@ -1,0 +1,227 @@
+"""``memesh daemon start | status | logs | stop | restart | upgrade | run``.
+
+Each command builds the settings once, talks to the daemon through the library, prints
+for a person (or JSON with ``--json``) and leaves by ``SystemExit`` with a documented code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import argh
+
+from memesh import identity
+from memesh.cli.render import format_status
+from memesh.config import load_settings
+from memesh.daemon import lock as lockmod
+from memesh.errors import DaemonDisabled, DaemonUnreachable
+from memesh.paths import paths_for
+
+EXIT_RUNNING = 0
+EXIT_NOT_RUNNING = 3
+EXIT_STALE = 4
+STOP_MARGIN = 5.0  # seconds beyond the drain timeout that `stop` waits for the exit
+
+
+def _cli_info(settings) -> dict:
+    return {**identity.identity(), "session": f"cli-{os.getpid()}", "name": "memesh-cli", "kind": "cli", "pid": os.getpid(), "cwd": os.getcwd()}
+
+
+def _attach(settings, *, start: bool):
+    """(channel, hello) to the daemon; starts one only when ``start``."""
+    from memesh.daemon.spawn import ensure_daemon
+
+    paths = paths_for(settings.home)
+    return ensure_daemon(settings, paths, _cli_info(settings), start=start, name="memesh-cli")
+
+
+def probe(settings) -> tuple[int, dict]:
+    """What ``status`` reports, without ever starting a daemon: (exit code, status dict)."""
+    paths = paths_for(settings.home)
+    if not settings.daemon_enabled:
+        from memesh.daemon.client import StandaloneControl
+
+        return EXIT_NOT_RUNNING, StandaloneControl(settings).status()
+    from memesh.daemon.spawn import try_hello
+
+    channel, _hello, outcome = try_hello(paths, settings, _cli_info(settings), "memesh-cli")
+    if channel is not None:
+        try:
+            return EXIT_RUNNING, channel.call("control", "status", timeout=settings.seconds("daemon.health_timeout"))
+        finally:
+            channel.close()
+    record, present = lockmod.read_record(paths.record)
+    held = lockmod.lifetime_held(paths.lifetime_lock)
+    base = {"home": str(paths.home), "socketPath": str(paths.socket), "lockPath": str(paths.record), "logPath": str(paths.log)}
+    if held:
+        holder = lockmod.read_holder(paths.lifetime_lock)
+        return EXIT_STALE, {**base, "mode": "unreachable", "pid": holder.get("pid"), "hello": outcome,
+                            "reason": "a daemon holds the lifetime lock but does not answer"}
+    if present:
+        return EXIT_STALE, {**base, "mode": "stale", "pid": record.pid if record else None,
+                            "reason": "a lock record was left by a daemon that is no longer running; the next start replaces it"}
+    return EXIT_NOT_RUNNING, {**base, "mode": "not running"}
+
+
+@argh.arg("--json", dest="as_json", help="print the status as JSON")
+def status(*, as_json: bool = False) -> None:
+    """Show whether the daemon runs, its pid, versions, clients, paths and in-flight work."""
+    settings = load_settings()
+    code, info = probe(settings)
+    if as_json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        print(format_status(info))
+    raise SystemExit(code)
+
+
+def start() -> None:
+    """Start the daemon if it is not running (prints its pid either way)."""
+    settings = load_settings()
+    if not settings.daemon_enabled:
+        raise DaemonDisabled(f"daemon mode is disabled ({settings.sources['daemon.enabled']}); memesh runs standalone, nothing to start")
+    channel, hello = _attach(settings, start=True)
+    channel.close()
+    print(f"memesh daemon running: pid {hello['pid']} (version {hello.get('version')}, socket {paths_for(settings.home).socket})")
+
+
+def _wait_gone(settings, pid: int, timeout: float) -> bool:
+    from memesh.daemon.spawn import wait_lifetime_free
+
+    return wait_lifetime_free(paths_for(settings.home), timeout)
+
+
+def _force_kill(settings) -> int | None:
+    """Kill a daemon that does not answer, after verifying it is the recorded process."""
+    from memesh.daemon.spawn import gather_facts, kill_hung
+
+    paths = paths_for(settings.home)
+    facts, holder = gather_facts(paths, lockmod.HELLO_TIMEOUT, overdue=True)
+    if not facts.lifetime_held:
+        return None
+    if not (facts.holder_alive and facts.holder_verified):
+        raise DaemonUnreachable(f"the lifetime lock is held by an unverifiable process ({holder or 'unknown'}); not killing it")
+    kill_hung(paths, holder)
+    return holder["pid"]
+
+
+def _cleanup_after_kill(settings) -> None:
+    """After a kill: the daemon could not clean up, so remove its record and socket."""
+    import stat as statmod
+
+    paths = paths_for(settings.home)
+    if lockmod.lifetime_held(paths.lifetime_lock):
+        return
+    lockmod.remove_record_if(paths.record, None)
+    for path in (paths.socket, paths.key):
+        try:
+            if path != paths.socket or statmod.S_ISSOCK(os.lstat(path).st_mode):
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def stop_daemon(settings, *, force: bool) -> int | None:
+    """Stop the daemon; returns the pid that was stopped (None if none was running)."""
+    from memesh.daemon.spawn import try_hello
+
+    paths = paths_for(settings.home)
+    channel, hello, _ = try_hello(paths, settings, _cli_info(settings), "memesh-cli")
+    if channel is None:
+        if force:
+            pid = _force_kill(settings)
+            _cleanup_after_kill(settings)
+            return pid
+        if lockmod.lifetime_held(paths.lifetime_lock):
+            raise DaemonUnreachable("the daemon does not answer; use `memesh daemon stop --force`")
+        _cleanup_after_kill(settings)
+        return None
+    pid = hello["pid"]
+    try:
+        channel.call("control", "stop", (force,), timeout=settings.seconds("daemon.health_timeout"))
+    finally:
+        channel.close()
+    limit = (0 if force else settings.seconds("daemon.drain_timeout")) + STOP_MARGIN
+    if not _wait_gone(settings, pid, limit):
+        if not force:
+            raise DaemonUnreachable(f"daemon pid {pid} did not exit within {limit:.0f}s; use `memesh daemon stop --force`")
+        _force_kill(settings)
+    _cleanup_after_kill(settings)
+    return pid
+
+
+@argh.arg("--force", help="stop at once, without waiting for in-flight calls")
+def stop(*, force: bool = False) -> None:
+    """Stop the daemon: finish in-flight calls first (or not, with --force)."""
+    settings = load_settings()
+    pid = stop_daemon(settings, force=force)
+    print("no memesh daemon was running" if pid is None else f"stopped memesh daemon pid {pid}")
+
+
+def restart() -> None:
+    """Drain the running daemon and start a new one; connected windows move over by themselves."""
+    settings = load_settings()
+    if not settings.daemon_enabled:
+        raise DaemonDisabled("daemon mode is disabled; nothing to restart")
+    old = stop_daemon(settings, force=False)
+    channel, hello = _attach(settings, start=True)
+    channel.close()
+    print(f"memesh daemon restarted: pid {old} -> {hello['pid']}" if old else f"memesh daemon started: pid {hello['pid']}")
+
+
+def upgrade() -> None:
+    """Hand the running daemon over to the memesh installed now (drain, release, take over)."""
+    settings = load_settings()
+    if not settings.daemon_enabled:
+        raise DaemonDisabled("daemon mode is disabled; nothing to upgrade")
+    from memesh.daemon.spawn import try_hello, wait_for_handover
+
+    paths = paths_for(settings.home)
+    info = _cli_info(settings)
+    channel, hello, _ = try_hello(paths, settings, info, "memesh-cli")
+    before = None
+    if channel is not None:
+        before = hello
+        try:
+            channel.call("control", "request_upgrade", (info,), timeout=settings.seconds("daemon.health_timeout"))
+        finally:
+            channel.close()
+        wait_for_handover(paths, settings)
+    channel, after = _attach(settings, start=True)
+    channel.close()
+    new = f"pid {after['pid']} (version {after.get('version')}, build {after.get('build')})"
+    if before is None:
+        print(f"no daemon was running; started {new}")
+    else:
+        print(f"memesh daemon upgraded: pid {before['pid']} (version {before.get('version')}, build {before.get('build')}) -> {new}")
+
+
+@argh.arg("-n", "--lines", help="how many lines to show")
+@argh.arg("-f", "--follow", help="keep printing new lines as they are written")
+def logs(*, lines: int = 50, follow: bool = False) -> None:
+    """Show the daemon log (the last N lines; -f to follow it)."""
+    from memesh.cli.logview import follow_log, tail_lines
+
+    settings = load_settings()
+    path = paths_for(settings.home).log
+    for line in tail_lines(path, lines):
+        sys.stdout.write(line)
+    sys.stdout.flush()
+    if follow:
+        try:
+            follow_log(path, sys.stdout)
+        except KeyboardInterrupt:
+            pass
+
+
+def run() -> None:
+    """Run the daemon in the foreground (for service managers and debugging)."""
+    from memesh.daemon.process import main as daemon_main
+
+    os.environ.pop("MEMESH_DAEMONIZE", None)
+    raise SystemExit(daemon_main())
+
+
+COMMANDS = [start, status, logs, stop, restart, upgrade, run]

@@ -1,0 +1,222 @@
+"""Settings: one frozen object built once at each entry point and passed down.
+
+Layers, lowest precedence first:
+
+1. built-in defaults (``DEFAULTS`` below, mirrored in ``config/memesh.yaml``),
+2. the YAML file (``$MEMESH_CONFIG``, else ``$MEMESH_HOME/config.yaml``),
+3. ``MEMESH_*`` environment variables,
+4. command-line flags.
+
+Every setting ``section.key`` has the environment variable ``MEMESH_SECTION_KEY``
+(``daemon.idle_timeout`` ↔ ``MEMESH_DAEMON_IDLE_TIMEOUT``). One historical exception:
+``MEMESH_DISABLE_DAEMON=1`` sets ``daemon.enabled`` to false. Durations are in
+milliseconds, as the daemon's documented variables have always been.
+
+Nothing else in memesh reads ``os.environ`` for settings; the merge itself is the pure
+function :func:`merge_layers`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import types
+from typing import Any, Callable, Mapping
+
+from memesh.errors import ConfigError
+
+MiB = 1024 * 1024
+
+LOG_LEVELS = ("debug", "info", "warn", "warning", "error")
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true/false (or 1/0)")
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        try:
+            number = int(str(value).strip()) if not isinstance(value, int) else value
+        except ValueError:
+            raise ValueError(f"expected a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise ValueError(f"expected a whole number from {low} to {high}")
+        return number
+
+    return check
+
+
+def _log_level(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in LOG_LEVELS:
+        raise ValueError("expected one of debug, info, warn, error")
+    return "warning" if text == "warn" else text
+
+
+_DAY_MS = 24 * 3600 * 1000
+
+#: key -> (default, validator, one-line meaning). The documented defaults file
+#: config/memesh.yaml is checked against this table by the test suite.
+SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
+    "daemon.enabled": (True, _bool, "run one shared daemon; false = every window standalone"),
+    "daemon.idle_timeout": (300000, _int_range(0, 30 * _DAY_MS), "ms with no client before the daemon exits (0 = never)"),
+    "daemon.log_level": ("info", _log_level, "daemon log level: debug, info, warn, error"),
+    "daemon.auth_timeout": (10000, _int_range(50, 600000), "ms a new connection has to authenticate"),
+    "daemon.health_timeout": (3000, _int_range(50, 600000), "ms a live-looking daemon has to answer before it is judged hung"),
+    "daemon.ready_timeout": (10000, _int_range(100, 600000), "ms a client waits for a spawned daemon to become ready"),
+    "daemon.heartbeat_interval": (5000, _int_range(50, 3600000), "ms between client heartbeats; 3 missed = gone"),
+    "daemon.drain_timeout": (30000, _int_range(0, 3600000), "ms a graceful stop waits for in-flight work"),
+    "daemon.max_connections": (256, _int_range(1, 65536), "connections served at once; more are refused"),
+    "daemon.max_message_bytes": (10 * MiB, _int_range(1024, 1024 * MiB), "largest message the daemon reads"),
+    "daemon.auto_upgrade": (True, _bool, "a newer client asks an older compatible daemon to hand over"),
+}
+
+DEFAULTS: dict[str, Any] = {key: spec[0] for key, spec in SCHEMA.items()}
+
+SOURCE_DEFAULT = "default"
+
+
+def env_name(key: str) -> str:
+    """The environment variable for a setting key: ``daemon.idle_timeout`` → ``MEMESH_DAEMON_IDLE_TIMEOUT``."""
+    return "MEMESH_" + key.replace(".", "_").upper()
+
+
+def flatten(tree: Any, origin: str) -> dict[str, Any]:
+    """Turn the nested YAML mapping into ``section.key`` pairs, rejecting unknown keys."""
+    if tree is None:
+        return {}
+    if not isinstance(tree, Mapping):
+        raise ConfigError(f"{origin}: expected a mapping of sections (e.g. 'daemon:'), got {type(tree).__name__}")
+    flat: dict[str, Any] = {}
+    for section, body in tree.items():
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"{origin}: {section}: expected a mapping of settings")
+        for key, value in body.items():
+            name = f"{section}.{key}"
+            if name not in SCHEMA:
+                allowed = ", ".join(sorted(SCHEMA))
+                raise ConfigError(f"{origin}: unknown setting {name!r}; known settings: {allowed}")
+            flat[name] = value
+    return flat
+
+
+def env_layer(environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """Settings found in the environment, each with the variable it came from."""
+    layer: dict[str, tuple[Any, str]] = {}
+    disable = environ.get("MEMESH_DISABLE_DAEMON")
+    if disable is not None and disable.strip() != "":
+        try:
+            layer["daemon.enabled"] = (not _bool(disable), "env:MEMESH_DISABLE_DAEMON")
+        except ValueError:
+            raise ConfigError(f"environment: MEMESH_DISABLE_DAEMON={disable!r}: expected 1/true or 0/false") from None
+    for key in SCHEMA:
+        name = env_name(key)
+        if name in environ and environ[name].strip() != "":
+            layer[key] = (environ[name], f"env:{name}")
+    return layer
+
+
+def merge_layers(*layers: Mapping[str, tuple[Any, str]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Merge layers of ``key -> (raw value, source)``, later layers winning, and validate.
+
+    Returns ``(values, sources)``. Pure: raises :class:`ConfigError` naming the source,
+    the key and what is allowed when a value does not validate.
+    """
+    values = dict(DEFAULTS)
+    sources = {key: SOURCE_DEFAULT for key in SCHEMA}
+    for layer in layers:
+        for key, (raw, source) in layer.items():
+            if key not in SCHEMA:
+                raise ConfigError(f"{source}: unknown setting {key!r}")
+            try:
+                values[key] = SCHEMA[key][1](raw)
+            except ValueError as exc:
+                raise ConfigError(f"{source}: {key}: {exc}, got {raw!r}") from None
+            sources[key] = source
+    return values, sources
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """The effective configuration of one process. Build with :func:`load_settings`."""
+
+    home: pathlib.Path
+    config_file: pathlib.Path | None
+    values: Mapping[str, Any]
+    sources: Mapping[str, str]
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    @property
+    def daemon_enabled(self) -> bool:
+        return bool(self.values["daemon.enabled"])
+
+    def seconds(self, key: str) -> float:
+        """A millisecond setting in seconds."""
+        return self.values[key] / 1000.0
+
+    def with_overrides(self, **flags: Any) -> "Settings":
+        """A copy with command-line flags applied (keys use ``__`` for the dot: ``daemon__log_level``)."""
+        layer = {key.replace("__", "."): (value, "flag") for key, value in flags.items() if value is not None}
+        current = {k: (v, self.sources[k]) for k, v in self.values.items()}
+        values, sources = merge_layers(current, layer)
+        return dataclasses.replace(self, values=types.MappingProxyType(values), sources=types.MappingProxyType(sources))
+
+
+def default_home(environ: Mapping[str, str]) -> pathlib.Path:
+    home = environ.get("MEMESH_HOME")
+    if home:
+        return pathlib.Path(home).expanduser().absolute()
+    return pathlib.Path("~").expanduser() / ".memesh"
+
+
+def read_config_file(path: pathlib.Path) -> dict[str, Any]:
+    """Parse the YAML file (imported lazily: yaml costs ~35 ms and most users have no file)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    return flatten(tree, str(path))
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+    """Build the settings for this process from defaults, file, environment and flags."""
+    environ = os.environ if environ is None else environ
+    home = default_home(environ)
+    explicit = environ.get("MEMESH_CONFIG")
+    config_file = pathlib.Path(explicit).expanduser() if explicit else home / "config.yaml"
+    file_layer: dict[str, tuple[Any, str]] = {}
+    if explicit and not config_file.is_file():
+        raise ConfigError(f"MEMESH_CONFIG={explicit}: no such file")
+    if config_file.is_file():
+        file_layer = {k: (v, f"file:{config_file}") for k, v in read_config_file(config_file).items()}
+    else:
+        config_file = None
+    flag_layer = {key.replace("__", "."): (value, "flag") for key, value in flags.items() if value is not None}
+    values, sources = merge_layers(file_layer, env_layer(environ), flag_layer)
+    return Settings(
+        home=home,
+        config_file=config_file,
+        values=types.MappingProxyType(values),
+        sources=types.MappingProxyType(sources),
+    )

@@ -1,0 +1,230 @@
+"""Attaching to the daemon from Python: ``memesh.connect()`` and the ``Mesh`` handle.
+
+``Mesh`` holds ONE connection for all shared objects and all threads of this process.
+Each shared object appears as a :class:`SharedObject` whose methods are exactly the
+typeid's ``exposed`` list. Reconnection policy (the only place it lives):
+
+* the daemon says it is draining (stop, restart, upgrade) → wait for its successor,
+  reconnect, resend;
+* the connection broke before the request was sent, or the call only reads → reconnect
+  and retry;
+* it broke after a state-changing request was sent → :class:`OutcomeUnknown`.
+
+After every error the connection is discarded, never reused (see ``channel``).
+"""
+from __future__ import annotations
+
+import os
+import uuid
+
+from memesh import identity
+from memesh.config import Settings, load_settings
+from memesh.daemon.channel import Channel, ChannelBroken
+from memesh.daemon.server import TYPEIDS
+from memesh.daemon.spawn import ensure_daemon, wait_for_handover
+from memesh.errors import DaemonDraining, OutcomeUnknown, VersionMismatch
+from memesh.paths import paths_for
+from memesh.version import REFUSE, UPGRADE, PeerVersion, decide
+
+#: Calls that only read: safe to send again after a broken connection.
+READ_ONLY = {
+    "control": {"hello", "ping", "heartbeat", "status", "bye"},
+    "graph": {"read_graph", "search_nodes", "open_nodes", "stats"},
+    "mcp": {"poll"},
+}
+MAX_ATTEMPTS = 4
+
+
+class SharedObject:
+    """A live object in the daemon; calling a method runs it there and returns a copy of the result."""
+
+    def __init__(self, mesh: "Mesh", ident: str):
+        self._mesh = mesh
+        self._ident = ident
+        self._exposed = TYPEIDS[ident][0]
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name not in self._exposed:
+            raise AttributeError(f"the shared {self._ident!r} object has no method {name!r}; it has: {', '.join(self._exposed)}")
+
+        def method(*args, **kwargs):
+            return self._mesh.call(self._ident, name, args, kwargs)
+
+        method.__name__ = method.__qualname__ = name
+        method.__doc__ = f"Run {self._ident}.{name} in the daemon."
+        return method
+
+    def __dir__(self):
+        return sorted(self._exposed)
+
+    def __repr__(self) -> str:
+        return f"<shared {self._ident} in memesh daemon pid {self._mesh.daemon_pid} ({', '.join(self._exposed)})>"
+
+
+class Mesh:
+    """A connection to the user's daemon with the shared objects bound as attributes."""
+
+    mode = "daemon"
+
+    def __init__(self, settings: Settings, *, name: str = "python", kind: str = "repl", start: bool = True, heartbeat: float = 0.0):
+        self.settings = settings
+        self.paths = paths_for(settings.home)
+        self.session = uuid.uuid4().hex
+        self._start = start
+        self.info = {
+            **identity.identity(),
+            "session": self.session,
+            "name": name,
+            "kind": kind,
+            "pid": os.getpid(),
+            "cwd": os.getcwd(),
+            "heartbeat": heartbeat,
+        }
+        self._channel: Channel | None = None
+        self.hello: dict = {}
+        self._connect()
+        self.control = SharedObject(self, "control")
+        self.graph = SharedObject(self, "graph")
+
+    @property
+    def daemon_pid(self) -> int | None:
+        return self.hello.get("pid")
+
+    def _connect(self) -> Channel:
+        for _ in range(2):
+            channel, hello = ensure_daemon(self.settings, self.paths, self.info, start=self._start, name=self.info["name"])
+            daemon = PeerVersion(
+                version=str(hello.get("version", "")),
+                protocol=hello.get("protocol", -1),
+                build=str(hello.get("build", "")),
+                min_client_version=str(hello.get("minClientVersion", "")),
+            )
+            client = PeerVersion(self.info["version"], self.info["protocol"], self.info["build"])
+            decision = decide(client, daemon, auto_upgrade=self.settings["daemon.auto_upgrade"])
+            if decision.action == REFUSE:
+                channel.close()
+                raise VersionMismatch(f"{decision.reason} {decision.advice}".strip())
+            if decision.action == UPGRADE:
+                channel.call("control", "request_upgrade", (self.info,))
+                channel.close()
+                wait_for_handover(self.paths, self.settings)
+                continue
+            self._channel, self.hello = channel, hello
+            return channel
+        raise VersionMismatch("the daemon did not hand over after an upgrade request; run `memesh daemon upgrade`")
+
+    def call(self, ident: str, method: str, args: tuple = (), kwargs: dict | None = None, timeout: float | None = 300.0):
+        """Run ``ident.method(*args, **kwargs)`` in the daemon, reconnecting as the policy allows."""
+        for attempt in range(MAX_ATTEMPTS):
+            channel = self._channel or self._connect()
+            try:
+                return channel.call(ident, method, args, kwargs, timeout=timeout)
+            except DaemonDraining:
+                self._drop()
+                wait_for_handover(self.paths, self.settings)
+            except ChannelBroken as exc:
+                self._drop()
+                if exc.sent and method not in READ_ONLY.get(ident, ()):
+                    raise OutcomeUnknown(
+                        f"the daemon went away while running {ident}.{method}; it may or may not have taken effect — check before repeating it"
+                    ) from exc
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+        raise DaemonDraining("the daemon kept draining; try again in a moment")
+
+    def _drop(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def close(self) -> None:
+        """Say goodbye (the daemon frees this client's state at once) and disconnect."""
+        if self._channel is not None:
+            try:
+                self._channel.call("control", "bye", timeout=2.0)
+            except Exception:
+                pass
+            self._drop()
+
+    def __enter__(self) -> "Mesh":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<memesh.Mesh daemon pid {self.daemon_pid} at {self.paths.home}>"
+
+
+class StandaloneControl:
+    """The control surface when daemon mode is disabled: status only, nothing to stop."""
+
+    def __init__(self, settings: Settings):
+        self._settings = settings
+
+    def status(self) -> dict:
+        paths = paths_for(self._settings.home)
+        return {
+            "mode": "standalone",
+            "reason": f"daemon disabled ({self._settings.sources['daemon.enabled']})",
+            "version": identity.__version__,
+            "protocol": identity.PROTOCOL_VERSION,
+            "home": str(paths.home),
+            "dbPath": str(paths.db),
+        }
+
+    def ping(self) -> float:
+        import time
+
+        return time.time()
+
+    def __repr__(self) -> str:
+        return "<memesh standalone control (daemon disabled)>"
+
+
+class StandaloneMesh:
+    """What ``connect`` returns when daemon mode is disabled: objects on the database, in-process."""
+
+    mode = "standalone"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.paths = paths_for(settings.home)
+        self.control = StandaloneControl(settings)
+        self._graph = None
+
+    @property
+    def graph(self):
+        if self._graph is None:
+            from memesh.paths import ensure_layout
+            from memesh.store.db import Database
+            from memesh.store.graph import KnowledgeGraph
+
+            ensure_layout(self.paths)
+            self._graph = KnowledgeGraph(Database(self.paths.db))
+        return self._graph
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<memesh.StandaloneMesh (daemon disabled) at {self.paths.home}>"
+
+
+def connect(settings: Settings | None = None, *, name: str = "python", kind: str = "repl", start: bool = True):
+    """Attach to this user's daemon, starting it if needed (and allowed).
+
+    Returns a :class:`Mesh` (``.control``, ``.graph``), or a :class:`StandaloneMesh`
+    working directly on the database when daemon mode is disabled
+    (``MEMESH_DISABLE_DAEMON=1``); no daemon is started then.
+    """
+    settings = settings or load_settings()
+    if not settings.daemon_enabled:
+        return StandaloneMesh(settings)
+    return Mesh(settings, name=name, kind=kind, start=start)

@@ -1,0 +1,324 @@
+"""The daemon process: start-up, the main loop, and the orderly exit.
+
+Start-up order matters (each step relies on the previous one):
+
+1. take the lifetime lock (if another daemon holds it, say "busy" and exit 0);
+2. with the lock held, anything left in the record, socket or key is stale: clear it;
+3. write a fresh authkey (0600), bind the socket (0600), open the shared objects;
+4. publish the lock record (atomic link), start serving, push "ready" to the spawner.
+
+The main thread then only waits on a self-pipe: signal handlers and the control object
+write a byte to wake it, and it acts (drain, stop, idle exit, record/socket checks).
+Exit releases in reverse order and drops the lifetime lock last, so "the lifetime lock
+is free" always means "this daemon is gone and has cleaned up (or crashed)".
+
+Run as ``python -m memesh.daemon.process`` (spawned detached by a client).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import select
+import signal
+import stat
+import sys
+import time
+import uuid
+
+import psutil
+
+from memesh import identity
+from memesh.config import Settings, load_settings
+from memesh.daemon import lock as lockmod
+from memesh.daemon.clients import ClientRegistry
+from memesh.daemon.control import Control
+from memesh.daemon.server import MeshServer
+from memesh.daemon.shutdown import DRAINING, RUNNING, STOPPED, ShutdownCoordinator
+from memesh.logsetup import configure_daemon
+from memesh.paths import ensure_layout, paths_for, write_private
+
+log = logging.getLogger("memesh.daemon")
+
+READY_FD_ENV = "MEMESH_READY_FD"
+DAEMONIZE_ENV = "MEMESH_DAEMONIZE"
+CHECK_INTERVAL = 1.0  # seconds between checks that the socket and record are still ours
+TICK = 0.5  # longest sleep of the main loop when nothing is due sooner
+KEY_BYTES = 32
+
+
+class Daemon:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.paths = paths_for(settings.home)
+        self.pid = os.getpid()
+        self.instance_id = str(uuid.uuid4())
+        self.start_time = time.time()
+        self.coordinator = ShutdownCoordinator(settings.seconds("daemon.idle_timeout"))
+        self.clients = ClientRegistry(on_change=self._wake)
+        self.lifetime = lockmod.LifetimeLock(self.paths.lifetime_lock)
+        self.server: MeshServer | None = None
+        self.services: dict = {}
+        self._closers: list = []
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._record: lockmod.LockRecord | None = None
+        self._published_count = -1
+        self._signals: list[int] = []
+
+    # -- helpers used by Control -------------------------------------------------------
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full: the main loop is already due to wake
+
+    def request_stop(self, reason: str, force: bool = False) -> None:
+        self.coordinator.request_stop(reason, force=force)
+        self._wake()
+
+    def identity(self) -> dict:
+        return {
+            "pid": self.pid,
+            "instanceId": self.instance_id,
+            "version": identity.__version__,
+            "protocol": identity.PROTOCOL_VERSION,
+            "minClientVersion": identity.MIN_CLIENT_VERSION,
+            "build": identity.build_id(),
+            "python": platform.python_version(),
+            "state": self.coordinator.state,
+            "home": str(self.paths.home),
+        }
+
+    def status(self) -> dict:
+        snapshot = self.coordinator.snapshot()
+        clients = self.clients.rows()
+        idle_left = self.coordinator.idle_left(self.clients.count())
+        return {
+            "mode": "daemon",
+            **self.identity(),
+            "startTime": int(self.start_time * 1000),
+            "uptimeSeconds": round(time.time() - self.start_time, 3),
+            "socketPath": str(self.paths.socket),
+            "lockPath": str(self.paths.record),
+            "logPath": str(self.paths.log),
+            "dbPath": str(self.paths.db),
+            "clientCount": self.clients.count(),
+            "clients": clients,
+            "connections": self.clients.connection_count,
+            "inflight": snapshot["inflight"],
+            "idleTimeoutMs": self.settings["daemon.idle_timeout"],
+            "idleSecondsLeft": None if idle_left is None else round(idle_left, 3),
+            "metrics": snapshot,
+            "rssBytes": psutil.Process().memory_info().rss,
+            "threads": len(sys._current_frames()),
+        }
+
+    # -- start-up ----------------------------------------------------------------------
+    def _clear_leftovers(self) -> None:
+        record, present = lockmod.read_record(self.paths.record)
+        if present and record is None:
+            log.warning("lock record %s was not valid JSON of a daemon record; replacing it", self.paths.record)
+        elif record is not None:
+            log.info("clearing the record of a previous daemon (pid %s) that is no longer running", record.pid)
+        lockmod.remove_record_if(self.paths.record, None)
+        # Only the computed path, and only if it is a socket: a damaged record must
+        # never make the daemon unlink an arbitrary file it names.
+        try:
+            if stat.S_ISSOCK(os.lstat(self.paths.socket).st_mode):
+                os.unlink(self.paths.socket)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("could not remove stale socket %s: %s", self.paths.socket, exc)
+
+    def _open_services(self) -> dict:
+        """The shared objects besides control (each module is optional until it lands)."""
+        from memesh.daemon.services import open_services
+
+        services, closers = open_services(self)
+        self._closers.extend(closers)
+        return services
+
+    def _make_record(self) -> lockmod.LockRecord:
+        return lockmod.LockRecord(
+            pid=self.pid,
+            instanceId=self.instance_id,
+            socketPath=str(self.paths.socket),
+            startTime=int(self.start_time * 1000),
+            version=identity.__version__,
+            clientCount=self.clients.count(),
+            protocolVersion=identity.PROTOCOL_VERSION,
+            minClientVersion=identity.MIN_CLIENT_VERSION,
+            processCreateTime=psutil.Process().create_time(),
+            buildId=identity.build_id(),
+            pythonVersion=platform.python_version(),
+        )
+
+    def start(self) -> bool:
+        ensure_layout(self.paths)
+        if not self.lifetime.acquire(wait=1.0):
+            log.info("another daemon holds %s; not starting a second one", self.paths.lifetime_lock)
+            return False
+        self.lifetime.write_holder({"pid": self.pid, "createTime": psutil.Process().create_time(), "instanceId": self.instance_id})
+        self._clear_leftovers()
+        key = os.urandom(KEY_BYTES)
+        write_private(self.paths.key, key)
+        self.services = self._open_services()
+        objects = {"control": Control(self), **self.services}
+        self.server = MeshServer(
+            None,
+            str(self.paths.socket),
+            key,
+            objects=objects,
+            clients=self.clients,
+            coordinator=self.coordinator,
+            settings=self.settings,
+        )
+        self._record = self._make_record()
+        lockmod.publish_record(self.paths.record, self._record)
+        self._published_count = self._record.clientCount
+        self.server.start()
+        self.coordinator.transition(RUNNING, "ready")
+        log.info(
+            "daemon %s ready: pid %s, version %s, protocol %s, socket %s",
+            self.instance_id[:8],
+            self.pid,
+            identity.__version__,
+            identity.PROTOCOL_VERSION,
+            self.paths.socket,
+        )
+        return True
+
+    # -- main loop ---------------------------------------------------------------------
+    def _on_signal(self, signum, _frame) -> None:
+        self._signals.append(signum)
+        self._wake()
+
+    def _check_record(self) -> None:
+        record, present = lockmod.read_record(self.paths.record)
+        if record is not None and record.instanceId == self.instance_id:
+            return
+        if present and record is None:
+            log.warning("lock record %s was damaged; rewriting it", self.paths.record)
+        elif record is not None:
+            log.warning("lock record names another daemon (pid %s) while this one holds the lifetime lock; rewriting it", record.pid)
+        else:
+            log.warning("lock record %s disappeared; rewriting it", self.paths.record)
+        self._record = self._make_record()
+        lockmod.update_record(self.paths.record, self._record)
+
+    def loop(self) -> None:
+        next_check = time.monotonic() + CHECK_INTERVAL
+        while True:
+            idle_left = self.coordinator.idle_left(self.clients.count())
+            timeout = min(TICK, max(0.0, next_check - time.monotonic()))
+            if idle_left is not None:
+                timeout = min(timeout, idle_left)
+            readable, _, _ = select.select([self._wake_r], [], [], timeout)
+            if readable:
+                os.read(self._wake_r, 4096)
+            while self._signals:
+                signum = self._signals.pop()
+                self.coordinator.request_stop(f"signal {signal.Signals(signum).name}")
+            state = self.coordinator.state
+            if state in (DRAINING, STOPPED):
+                return
+            if idle_left is not None and self.coordinator.idle_left(self.clients.count()) == 0:
+                self.coordinator.request_stop("idle timeout")
+                return
+            count = self.clients.count()
+            if count != self._published_count and self._record is not None:
+                self._record = lockmod.dataclasses.replace(self._record, clientCount=count)
+                lockmod.update_record(self.paths.record, self._record)
+                self._published_count = count
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + CHECK_INTERVAL
+                if not self.server.socket_is_ours():
+                    log.error("socket %s no longer belongs to this daemon; exiting without touching it", self.paths.socket)
+                    self.coordinator.request_stop("socket replaced", force=True)
+                    return
+                self._check_record()
+                self.clients.reap()
+
+    def shutdown(self) -> None:
+        coordinator = self.coordinator
+        if not coordinator.forced:
+            drained = coordinator.wait_drained(self.settings.seconds("daemon.drain_timeout"))
+            if not drained:
+                log.warning("drain timeout: %d call(s) still in flight; stopping anyway", coordinator.inflight)
+                coordinator.forced = True
+        if coordinator.state != STOPPED:
+            coordinator.transition(STOPPED, coordinator.stop_reason)
+        self.close()
+        log.info("daemon %s stopped (%s); metrics %s", self.instance_id[:8], coordinator.stop_reason, coordinator.snapshot())
+
+    def close(self) -> None:
+        """Release everything; the lifetime lock last."""
+        if self.server is not None:
+            self.server.close()
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:
+                log.exception("closing a shared object")
+        if self.lifetime.held:
+            lockmod.remove_record_if(self.paths.record, self.instance_id)
+            try:
+                os.unlink(self.paths.key)
+            except OSError:
+                pass
+        self.lifetime.release()
+
+
+def notify_ready(message: str) -> None:
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), message.encode() + b"\n")
+        os.close(int(fd))
+    except (OSError, ValueError):
+        pass
+
+
+def daemonize() -> None:
+    """Second fork: the spawner reaps the first process at once and the daemon is orphaned,
+    so it never lingers as a zombie of a long-lived client (a proxy, a test, a REPL)."""
+    if os.environ.pop(DAEMONIZE_ENV, None) != "1":
+        return
+    if os.fork() > 0:
+        os._exit(0)
+
+
+def main() -> int:
+    daemonize()
+    settings = load_settings()
+    paths = paths_for(settings.home)
+    ensure_layout(paths)
+    configure_daemon(paths, settings["daemon.log_level"])
+    daemon = Daemon(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, daemon._on_signal)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        if not daemon.start():
+            notify_ready("busy")
+            return 0
+    except Exception as exc:
+        log.exception("daemon failed to start")
+        notify_ready(f"error {exc}")
+        daemon.close()
+        return 1
+    notify_ready(f"ready {daemon.pid}")
+    try:
+        daemon.loop()
+    except Exception:
+        log.exception("daemon main loop failed")
+        daemon.coordinator.request_stop("internal error", force=True)
+    daemon.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""MeshManager and its hardened server: the daemon's side of the Unix socket.
+
+``MeshManager`` is the ``BaseManager`` subclass in which every shared typeid is registered
+with its explicit ``exposed`` list (one place: :data:`TYPEIDS`). The daemon serves one
+long-lived instance of each typeid under a fixed ident equal to its typeid, so a client
+needs no ``create``/``incref``/``decref`` round trips: one authenticated connection in
+``accept_connection`` mode reaches every shared object (the stock client opens six
+connections for one call).
+
+``MeshServer`` keeps ``managers.Server``'s request format and dispatch rules and replaces
+the parts that cannot be hardened from outside:
+
+* accept loop: connection cap, back-off on EMFILE/ENFILE, stop flag checked twice a second;
+* each connection: peer-uid check (SO_PEERCRED), authentication within a deadline,
+  kernel send timeout, 10 MiB message cap that keeps the stream aligned;
+* per-client state: every connection is registered with the ClientRegistry and released
+  on EOF, never through reference counts;
+* the socket is created 0600 (umask at bind), and only *our* inode is ever unlinked.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import threading
+from multiprocessing import connection as mpc
+from multiprocessing import managers, process
+from traceback import format_exc
+
+from memesh.daemon import clients as clientmod
+from memesh.daemon import wire
+from memesh.daemon.shutdown import ShutdownCoordinator
+from memesh.errors import MessageTooLarge, ProtocolError
+
+log = logging.getLogger(__name__)
+
+ACCEPT_POLL = 0.5  # seconds between checks of the stop flag while idle in accept()
+SEND_TIMEOUT = 30.0  # a client that stops reading must not pin a server thread forever
+EMFILE_BACKOFF = (0.05, 1.0)  # first and longest pause when out of file descriptors
+HANDSHAKE_MAX = 4096  # the accept_connection request is tiny
+
+#: typeid -> (exposed methods, tracked as in-flight work?). Control calls are never
+#: refused while draining; the mcp host tracks its requests itself (asynchronously).
+TYPEIDS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "control": (("hello", "ping", "heartbeat", "bye", "status", "stop", "request_upgrade"), False),
+    "mcp": (("open", "submit", "poll", "close"), False),
+    "graph": (
+        (
+            "create_entities",
+            "create_relations",
+            "add_observations",
+            "delete_entities",
+            "delete_observations",
+            "delete_relations",
+            "read_graph",
+            "search_nodes",
+            "open_nodes",
+            "stats",
+        ),
+        True,
+    ),
+}
+
+
+class MeshServer(managers.Server):
+    public = ["accept_connection", "dummy"]
+
+    def __init__(self, registry, address, authkey, serializer="pickle", *, objects=None, clients=None, coordinator=None, settings=None):
+        # Not calling super().__init__: it would create a stock Listener we cannot harden.
+        self.registry = registry
+        self.authkey = process.AuthenticationString(authkey)
+        self.address = address
+        self.id_to_obj = {"0": (None, ())}
+        self.id_to_refcount = {}
+        self.id_to_local_proxy_obj = {}
+        self.mutex = threading.Lock()
+        self.stop_event = threading.Event()
+        self.clients = clients or clientmod.ClientRegistry()
+        self.coordinator = coordinator or ShutdownCoordinator(0)
+        self.auth_timeout = settings.seconds("daemon.auth_timeout") if settings else 10.0
+        self.max_bytes = settings["daemon.max_message_bytes"] if settings else 10 * 1024 * 1024
+        self.max_connections = settings["daemon.max_connections"] if settings else 256
+        self.tracked: set[str] = set()
+        for ident, obj in (objects or {}).items():
+            if ident not in TYPEIDS:
+                raise ValueError(f"typeid {ident!r} is not registered in TYPEIDS")
+            exposed, tracked = TYPEIDS[ident]
+            self.id_to_obj[ident] = (obj, exposed, None)
+            if tracked:
+                self.tracked.add(ident)
+        self._listener = self._bind(address)
+        self._inode = os.stat(address)[1:3]
+        self._accept_thread: threading.Thread | None = None
+        self._refused_logged = 0
+
+    # -- socket ----------------------------------------------------------------------
+    @staticmethod
+    def _bind(path: str) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # the socket is born 0600; no chmod window
+        try:
+            sock.bind(path)
+        finally:
+            os.umask(old)
+        os.chmod(path, 0o600)
+        sock.listen(128)
+        sock.settimeout(ACCEPT_POLL)
+        return sock
+
+    def socket_is_ours(self) -> bool:
+        """Does the path still name the socket we bound? (A newer daemon may have replaced it.)"""
+        try:
+            st = os.lstat(self.address)
+        except OSError:
+            return False
+        return (st.st_ino, st.st_dev) == self._inode
+
+    def start(self) -> None:
+        self._accept_thread = threading.Thread(target=self.accepter, name="mesh-accept", daemon=True)
+        self._accept_thread.start()
+
+    def close(self) -> None:
+        """Stop accepting, cut every connection, and unlink the socket if it is still ours."""
+        self.stop_event.set()
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        if self._accept_thread is not None:
+            self._accept_thread.join(timeout=2 * ACCEPT_POLL)
+        if self.socket_is_ours():
+            try:
+                os.unlink(self.address)
+            except OSError:
+                pass
+        self.clients.kick_all()
+
+    # -- accept loop -----------------------------------------------------------------
+    def accepter(self) -> None:
+        pause = EMFILE_BACKOFF[0]
+        while not self.stop_event.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError as exc:
+                if self.stop_event.is_set():
+                    return
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("out of file descriptors (%s); pausing accept for %.2fs", exc.strerror, pause)
+                    self.stop_event.wait(pause)
+                    pause = min(pause * 2, EMFILE_BACKOFF[1])
+                continue
+            pause = EMFILE_BACKOFF[0]
+            sock.setblocking(True)
+            if self.clients.connection_count >= self.max_connections:
+                if self._refused_logged % 100 == 0:
+                    log.warning("refusing connection: %d connections open (daemon.max_connections)", self.max_connections)
+                self._refused_logged += 1
+                sock.close()
+                continue
+            threading.Thread(target=self.handle_request, args=(sock,), name="mesh-conn", daemon=True).start()
+
+    # -- one connection --------------------------------------------------------------
+    def handle_request(self, sock: socket.socket) -> None:
+        conn = None
+        c = None
+        try:
+            pid, uid = wire.peer_credentials(sock)
+            if uid != os.getuid():
+                log.warning("refused connection from uid %s (pid %s): not the daemon's user", uid, pid)
+                return
+            conn = self.clients.open(sock, pid, uid)
+            wire.set_timeouts(sock, receive=self.auth_timeout, send=self.auth_timeout)
+            c = mpc.Connection(os.dup(sock.fileno()))
+            try:
+                mpc.deliver_challenge(c, self.authkey)
+                mpc.answer_challenge(c, self.authkey)
+                request = wire.read_object(c.fileno(), HANDSHAKE_MAX)
+                _, funcname, _args, _kwds = request
+            except mpc.AuthenticationError as exc:
+                log.warning("rejected connection from pid %s: %s", pid, exc)
+                return
+            except (OSError, EOFError, ValueError, TypeError, MessageTooLarge) as exc:
+                log.info("dropped connection from pid %s before it authenticated: %s", pid, exc or type(exc).__name__)
+                return
+            if funcname == "dummy":
+                c.send(("#RETURN", None))
+                return
+            if funcname != "accept_connection":
+                c.send(("#TRACEBACK", f"{funcname!r} is not served by this daemon"))
+                return
+            c.send(("#RETURN", None))
+            wire.set_timeouts(sock, receive=0, send=SEND_TIMEOUT)
+            self.serve_client(c, conn)
+        except Exception:
+            log.exception("connection handler failed")
+        finally:
+            if c is not None:
+                c.close()
+            if conn is not None:
+                clientmod.set_current(None)
+                self.clients.close(conn)
+            sock.close()
+
+    def serve_client(self, c: mpc.Connection, conn: clientmod.Connection) -> None:
+        clientmod.set_current(conn)
+        fd = c.fileno()
+        send = c.send
+        id_to_obj = self.id_to_obj
+        coordinator = self.coordinator
+        while not self.stop_event.is_set():
+            try:
+                request = wire.read_object(fd, self.max_bytes)
+            except MessageTooLarge as exc:
+                log.warning("pid %s sent an oversize message: %s", conn.peer_pid, exc)
+                msg = ("#ERROR", exc)
+            except (EOFError, OSError):
+                return
+            except Exception as exc:  # an unpicklable payload; the stream is still aligned
+                msg = ("#ERROR", ProtocolError(f"could not decode the request: {exc!r}"))
+            else:
+                msg = self._dispatch(request, conn, id_to_obj, coordinator)
+            try:
+                try:
+                    send(msg)
+                except Exception:
+                    send(("#UNSERIALIZABLE", format_exc()))
+            except Exception as exc:
+                log.info("lost connection to pid %s while replying: %r", conn.peer_pid, exc)
+                return
+
+    def _dispatch(self, request, conn, id_to_obj, coordinator):
+        try:
+            ident, methodname, args, kwds = request
+            obj, exposed, _ = id_to_obj[ident]
+            if not isinstance(args, tuple) or not isinstance(kwds, dict):
+                raise TypeError
+        except (ValueError, TypeError, KeyError):
+            return ("#ERROR", ProtocolError(f"malformed request {str(request)[:200]!r}"))
+        self.clients.seen(conn)
+        if methodname not in exposed:
+            fallback = self.fallback_mapping.get(methodname)
+            if fallback is None or methodname == "#GETVALUE":
+                return ("#ERROR", AttributeError(f"method {methodname!r} of {ident} is not exposed"))
+            try:
+                return ("#RETURN", fallback(self, None, ident, obj, *args, **kwds))
+            except Exception as exc:
+                return ("#ERROR", exc)
+        tracked = ident in self.tracked
+        try:
+            if tracked:
+                client = conn.client.session if conn.client else f"conn-{conn.id}"
+                coordinator.begin(client)
+                try:
+                    result = getattr(obj, methodname)(*args, **kwds)
+                finally:
+                    coordinator.end()
+            else:
+                result = getattr(obj, methodname)(*args, **kwds)
+        except Exception as exc:
+            return ("#ERROR", exc)
+        return ("#RETURN", result)
+
+
+class MeshManager(managers.BaseManager):
+    """The BaseManager subclass of memesh; every shared typeid is registered here."""
+
+    _Server = MeshServer
+
+
+for _typeid, (_exposed, _tracked) in TYPEIDS.items():
+    MeshManager.register(_typeid, exposed=_exposed, create_method=False)

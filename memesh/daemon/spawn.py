@@ -1,0 +1,248 @@
+"""Finding the daemon, and bringing one up when there is none (the client side of election).
+
+``ensure_daemon`` follows the seed's start-up flow with the kernel locks of ``lock``:
+
+1. fast path, no locks: the record names a socket, we connect and the daemon answers
+   the hello → use it;
+2. otherwise take the start lock, *try again* (another client may have just started
+   it), gather the facts, and act on :func:`memesh.daemon.lock.judge`'s verdict:
+   STALE → spawn a daemon; STARTING → wait (bounded); HUNG → kill the verified holder,
+   then spawn; UNKNOWN → refuse with a clear error.
+
+Race losers end up clients of the winner: nobody falls back to running its own copy.
+The daemon is spawned fully detached (double fork, new session, stdio to /dev/null and
+the log) and pushes one line on an inherited pipe when it is ready.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+
+from memesh.backoff import backoff_delay
+from memesh.config import Settings
+from memesh.daemon import lock as lockmod
+from memesh.daemon.channel import Channel, HelloTimeout
+from memesh.errors import DaemonDraining, DaemonStartError, DaemonUnreachable
+from memesh.paths import Paths, ensure_layout, open_private
+
+log = logging.getLogger(__name__)
+
+READY_FD_ENV = "MEMESH_READY_FD"
+DAEMONIZE_ENV = "MEMESH_DAEMONIZE"
+LOG_TAIL_LINES = 20
+KILL_WAIT = 5.0  # seconds for the kernel to release a killed daemon's lifetime lock
+
+
+def log_tail(paths: Paths, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with open(paths.log, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return "(no daemon log yet)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def socket_candidates(paths: Paths) -> list[str]:
+    record, _ = lockmod.read_record(paths.record)
+    candidates = [str(paths.socket)]
+    if record is not None and record.socketPath not in candidates:
+        candidates.insert(0, record.socketPath)
+    return candidates
+
+
+def try_hello(paths: Paths, settings: Settings, info: dict, name: str) -> tuple[Channel | None, dict | None, str]:
+    """One attempt: connect, authenticate, say hello. Returns (channel, hello, outcome)."""
+    timeout = settings.seconds("daemon.health_timeout")
+    try:
+        key = paths.key.read_bytes()
+    except OSError:
+        return None, None, lockmod.HELLO_REFUSED
+    outcome = lockmod.HELLO_REFUSED
+    for path in socket_candidates(paths):
+        try:
+            channel = Channel.open(path, key, timeout, name=name)
+        except HelloTimeout:
+            outcome = lockmod.HELLO_TIMEOUT
+            continue
+        except (OSError, EOFError, ValueError) as exc:
+            log.debug("hello at %s failed: %r", path, exc)
+            continue
+        except Exception as exc:  # AuthenticationError: the key changed under us
+            log.debug("hello at %s refused: %r", path, exc)
+            continue
+        try:
+            hello = channel.call("control", "hello", (info,), timeout=timeout)
+        except Exception as exc:
+            channel.close()
+            outcome = lockmod.HELLO_TIMEOUT if "timed out" in str(exc) or "Resource temporarily" in str(exc) else outcome
+            continue
+        return channel, hello, lockmod.HELLO_OK
+    return None, None, outcome
+
+
+def gather_facts(paths: Paths, hello: str, overdue: bool) -> tuple[lockmod.Facts, dict]:
+    held = lockmod.lifetime_held(paths.lifetime_lock)
+    holder = lockmod.read_holder(paths.lifetime_lock) if held else {}
+    alive = verified = False
+    pid = holder.get("pid")
+    if isinstance(pid, int) and pid > 0:
+        try:
+            import psutil
+
+            proc = psutil.Process(pid)
+            alive = proc.status() != psutil.STATUS_ZOMBIE
+            created = holder.get("createTime")
+            verified = alive and isinstance(created, (int, float)) and lockmod.create_times_match(float(created), proc.create_time())
+        except Exception:
+            alive = verified = False
+    return lockmod.Facts(lifetime_held=held, holder_alive=alive, holder_verified=verified, hello=hello, overdue=overdue), holder
+
+
+def wait_lifetime_free(paths: Paths, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while lockmod.lifetime_held(paths.lifetime_lock):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(backoff_delay(attempt, base=0.005, cap=0.1, rand=0.0))
+        attempt += 1
+    return True
+
+
+def kill_hung(paths: Paths, holder: dict) -> None:
+    pid = holder["pid"]
+    log.warning("daemon pid %s holds the lock but does not answer; terminating it", pid)
+    try:
+        os.kill(pid, signal.SIGKILL)  # a stopped process ignores SIGTERM until continued
+    except ProcessLookupError:
+        pass
+    if not wait_lifetime_free(paths, KILL_WAIT):
+        raise DaemonUnreachable(f"killed hung daemon pid {pid} but its lock {paths.lifetime_lock} was not released")
+
+
+def spawn_daemon(settings: Settings, paths: Paths) -> str:
+    """Start a detached daemon and wait for its first line: 'ready <pid>', 'busy' or an error."""
+    ensure_layout(paths)
+    read_fd, write_fd = os.pipe()
+    env = dict(os.environ)
+    env[READY_FD_ENV] = str(write_fd)
+    env[DAEMONIZE_ENV] = "1"
+    env["MEMESH_HOME"] = str(paths.home)
+    log_fd = open_private(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "memesh.daemon.process"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_fd,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            close_fds=True,
+            cwd="/",
+            env=env,
+        )
+    finally:
+        os.close(write_fd)
+        os.close(log_fd)
+    timeout = settings.seconds("daemon.ready_timeout")
+    deadline = time.monotonic() + timeout
+    data = b""
+    try:
+        while b"\n" not in data:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            readable, _, _ = select.select([read_fd], [], [], left)
+            if not readable:
+                break
+            chunk = os.read(read_fd, 256)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read_fd)
+        # The first process forks the real daemon and exits at once; reap it.
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    line = data.decode("utf-8", "replace").strip()
+    if line.startswith("ready") or line == "busy":
+        return line
+    what = f"said {line!r}" if line else f"did not report ready within {timeout:.1f}s"
+    raise DaemonStartError(f"the memesh daemon {what}. Last lines of {paths.log}:\n{log_tail(paths)}")
+
+
+def wait_for_handover(paths: Paths, settings: Settings) -> None:
+    """A draining daemon is on its way out: wait (bounded) until it has released its lock."""
+    limit = settings.seconds("daemon.drain_timeout") + settings.seconds("daemon.health_timeout")
+    if not wait_lifetime_free(paths, limit):
+        raise DaemonUnreachable(f"the daemon has been draining for over {limit:.0f}s; try `memesh daemon stop --force`")
+
+
+def ensure_daemon(settings: Settings, paths: Paths, info: dict, *, start: bool = True, name: str = "memesh") -> tuple[Channel, dict]:
+    """A channel to a live daemon (started if needed and allowed), plus its hello."""
+    channel, hello, outcome = try_hello(paths, settings, info, name)
+    if channel is not None and hello.get("state") != "draining":
+        return channel, hello
+    if channel is not None:
+        channel.close()
+        wait_for_handover(paths, settings)
+    if not start:
+        raise DaemonUnreachable("the daemon does not answer") if outcome == lockmod.HELLO_TIMEOUT else _not_running(paths)
+    import filelock  # imported here: ~60 ms that the fast path above never pays
+
+    ensure_layout(paths)
+    health = settings.seconds("daemon.health_timeout")
+    budget = settings.seconds("daemon.ready_timeout") + 3 * health + KILL_WAIT
+    deadline = time.monotonic() + budget
+    try:
+        with filelock.FileLock(str(paths.start_lock), timeout=budget, mode=0o600):
+            waiting_since = time.monotonic()
+            attempt = 0
+            while True:
+                channel, hello, outcome = try_hello(paths, settings, info, name)
+                if channel is not None:
+                    if hello.get("state") == "draining":
+                        channel.close()
+                        wait_for_handover(paths, settings)
+                        continue
+                    return channel, hello
+                overdue = time.monotonic() - waiting_since > health
+                facts, holder = gather_facts(paths, outcome, overdue)
+                verdict = lockmod.judge(facts)
+                log.debug("lock judgement %s from %s", verdict, facts)
+                if verdict == lockmod.STALE:
+                    line = spawn_daemon(settings, paths)
+                    log.debug("spawned daemon: %s", line)
+                elif verdict == lockmod.HUNG:
+                    kill_hung(paths, holder)
+                elif verdict == lockmod.UNKNOWN:
+                    raise DaemonUnreachable(
+                        f"a process holds {paths.lifetime_lock} but does not answer and cannot be verified as a memesh daemon "
+                        f"(holder {holder or 'unknown'}); check it with `memesh daemon status` and stop it by hand"
+                    )
+                else:
+                    time.sleep(backoff_delay(attempt, base=0.01, cap=0.2, rand=0.0))
+                    attempt += 1
+                if time.monotonic() > deadline:
+                    raise DaemonStartError(f"no daemon became available within {budget:.0f}s. Last lines of {paths.log}:\n{log_tail(paths)}")
+    except filelock.Timeout:
+        raise DaemonStartError(f"another process has held {paths.start_lock} for over {budget:.0f}s while starting a daemon") from None
+
+
+def _not_running(paths: Paths) -> Exception:
+    from memesh.errors import DaemonNotRunning
+
+    return DaemonNotRunning(f"no memesh daemon is running for {paths.home}; start one with `memesh daemon start`")
+
+
+__all__ = ["ensure_daemon", "spawn_daemon", "try_hello", "gather_facts", "DaemonDraining"]
