@@ -32,8 +32,9 @@ JITTER: Final[float] = 0.5
 MAX_DELAYS: Final[int] = 10_000
 """Safety bound on a schedule's length when delays are zero or vanishingly small."""
 
-# 2**1100 exceeds the largest float, so any envelope past this attempt is simply ``cap``.
-_SATURATED_ATTEMPT: Final[int] = 1100
+# Even the smallest positive float (2**-1074) doubled this often exceeds the largest
+# float (~2**1024), so past this attempt the envelope is ``cap`` for any base > 0.
+_SATURATED_ATTEMPT: Final[int] = 2100
 
 
 def _attempt_number(attempt: object) -> int:

@@ -41,10 +41,17 @@ def test_delay_never_decreases_as_attempts_grow(a, b, base, cap, jitter, rand):
     assert backoff_delay(low, **kw) <= backoff_delay(high, **kw)
 
 
-@given(st.integers(10**3, 10**30), bases, caps)
+@given(st.integers(2100, 10**30), bases, st.one_of(caps, st.just(1.7e308)))
 def test_huge_attempts_saturate_at_the_cap_without_overflow(attempt, base, cap):
     delay = backoff_delay(attempt, base=base, cap=cap, jitter=0.0)
     assert delay == (cap if base > 0 else 0.0)
+
+
+@pytest.mark.parametrize("attempt", [1000, 1500, 2000, 2099])
+def test_a_subnormal_base_keeps_doubling_past_a_thousand_attempts(attempt):
+    tiny = 5e-324  # 2**-1074
+    delay = backoff_delay(attempt, base=tiny, cap=1.7e308, jitter=0.0)
+    assert delay == envelope(attempt, tiny, 1.7e308)
 
 
 @given(
