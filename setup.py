@@ -10,6 +10,8 @@ VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "memesh" / "_version.py
 TEST_REQUIRES = [
     "pytest>=8",
     "hypothesis>=6.100",
+    # A hung test fails on its own instead of eating the CI budget.
+    "pytest-timeout>=2.2",
     # The official MCP client, used by the end-to-end tests as a real peer.
     "mcp==2.3.0",
 ]
