@@ -34,13 +34,18 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser():
     import argh
 
-    from memesh.cli import daemon_cmds
+    from memesh.cli import config_cmds, daemon_cmds
 
     parser = argh.ArghParser(prog="memesh", description="One shared memory daemon (MCP, knowledge graph) for all your AI coding sessions.")
     parser.add_commands(
         daemon_cmds.COMMANDS,
         group_name="daemon",
         group_kwargs={"help": "inspect and control the shared daemon", "title": "daemon commands"},
+    )
+    parser.add_commands(
+        config_cmds.COMMANDS,
+        group_name="config",
+        group_kwargs={"help": "show the effective settings", "title": "config commands"},
     )
     return parser
 
