@@ -1,0 +1,216 @@
+"""Recovery: a crashed, hung or impersonated daemon never blocks anyone, and a live one is
+never displaced by mistake; plus the pure ``judge`` over worked examples."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import psutil
+import pytest
+
+from memesh.daemon import lock as lockmod
+from memesh.daemon.lock import HELLO_OK, HELLO_REFUSED, HELLO_TIMEOUT, HUNG, LIVE, STALE, STARTING, UNKNOWN, Facts, judge
+from memesh.daemon.channel import Channel
+from tests.support import is_dead, wait_until
+
+
+def answers(home) -> dict | None:
+    """The daemon's hello if one answers at this home right now, else None."""
+    try:
+        key = home.paths.key.read_bytes()
+        channel = Channel.open(str(home.paths.socket), key, timeout=0.5, name="test-probe")
+    except Exception:
+        return None
+    try:
+        return channel.call("control", "hello", ({"session": "probe", "kind": "cli"},), timeout=0.5)
+    except Exception:
+        return None
+    finally:
+        channel.close()
+
+
+class ServingMonitor:
+    """Samples, in a thread, how many daemons of a home serve at once (never more than one)."""
+
+    def __init__(self, home):
+        self.home = home
+        self.most = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.most = max(self.most, len(self.home.serving_daemons()))
+            self.samples += 1
+            self._stop.wait(0.01)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- crash
+
+
+def test_a_daemon_killed_with_sigkill_is_replaced_by_the_next_start_within_a_second(memesh_home):
+    old = memesh_home.start_daemon()
+    killed_at = time.monotonic()
+    memesh_home.kill_daemon(signal.SIGKILL)
+    done = memesh_home.cli("daemon", "start")
+    assert done.returncode == 0, done.stderr
+    hello = answers(memesh_home)
+    elapsed = time.monotonic() - killed_at
+    assert hello is not None and hello["pid"] != old
+    assert elapsed < 1.0, f"replacing a killed daemon took {elapsed:.2f}s"
+    record = memesh_home.record()
+    assert record["pid"] == hello["pid"] and record["instanceId"] == hello["instanceId"]
+    assert memesh_home.holder()["pid"] == hello["pid"]
+    assert [p.pid for p in memesh_home.daemons()] == [hello["pid"]]
+
+
+def test_after_a_crash_and_a_restart_nothing_of_the_old_daemon_remains(memesh_home):
+    old = memesh_home.start_daemon()
+    old_key = memesh_home.paths.key.read_bytes()
+    old_socket_inode = os.stat(memesh_home.paths.socket).st_ino
+    memesh_home.kill_daemon(signal.SIGKILL)
+    wait_until(lambda: not memesh_home.lifetime_held(), 5, "the kernel to drop the killed daemon's lock")
+    assert memesh_home.cli("daemon", "status").returncode == 4  # the record it left is stale
+    new = memesh_home.start_daemon()
+    assert new != old
+    assert memesh_home.paths.key.read_bytes() != old_key
+    assert os.stat(memesh_home.paths.socket).st_ino != old_socket_inode
+    assert memesh_home.record()["pid"] == new
+    leftovers = [n for n in os.listdir(memesh_home.path) if n.endswith((".tmp", ".new"))]
+    assert leftovers == []
+    memesh_home.cli("daemon", "stop")
+    memesh_home.wait_daemon_gone()
+    assert memesh_home.leftovers() == []
+
+
+# --------------------------------------------------------------------------- impostors
+
+
+def test_a_record_naming_a_live_unrelated_process_is_stale_and_that_process_survives(memesh_home):
+    memesh_home.start_daemon()
+    memesh_home.kill_daemon(signal.SIGKILL)
+    wait_until(lambda: not memesh_home.lifetime_held(), 5, "the lifetime lock to drop")
+    bystander = memesh_home.popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # The pid in the record (and in the lifetime file) now names an unrelated live process.
+    record = json.loads(memesh_home.paths.record.read_text())
+    record["pid"] = bystander.pid
+    memesh_home.paths.record.write_text(json.dumps(record))
+    memesh_home.paths.lifetime_lock.write_text(json.dumps({"pid": bystander.pid, "createTime": record["processCreateTime"]}))
+
+    assert memesh_home.cli("daemon", "status").returncode == 4
+    new = memesh_home.start_daemon()
+    assert new != bystander.pid
+    assert bystander.poll() is None, "an unrelated process named by a stale record was killed"
+    assert memesh_home.record()["pid"] == new
+
+
+def test_a_record_naming_the_starting_process_itself_is_stale(memesh_home):
+    record = lockmod.LockRecord(
+        pid=os.getpid(), instanceId="not-a-daemon", socketPath=str(memesh_home.paths.socket),
+        startTime=0, version="0.0.1", clientCount=3, protocolVersion=1, minClientVersion="0.0.1",
+        processCreateTime=psutil.Process().create_time())
+    lockmod.publish_record(memesh_home.paths.record, record)
+    new = memesh_home.start_daemon()
+    assert new != os.getpid()
+    assert memesh_home.record()["instanceId"] != "not-a-daemon"
+
+
+def test_a_garbage_lock_file_is_replaced_with_a_warning_in_the_log(memesh_home):
+    memesh_home.paths.record.write_bytes(b"\x00\xffnot json at all{{{")
+    assert memesh_home.cli("daemon", "status").returncode == 4
+    pid = memesh_home.start_daemon()
+    assert memesh_home.record()["pid"] == pid
+    warnings = [line for line in memesh_home.log_text().splitlines() if "WARNING" in line and str(memesh_home.paths.record) in line]
+    assert warnings, "replacing a garbage lock record was not logged as a warning"
+
+
+def test_a_lifetime_lock_held_by_an_unverifiable_process_is_never_killed(memesh_home):
+    """Someone holds the lifetime lock, does not answer, and is not the recorded daemon:
+    start refuses with a clear error instead of killing or running a second daemon."""
+    holder_code = (
+        "import fcntl, json, os, sys, time\n"
+        f"fd = os.open({str(memesh_home.paths.lifetime_lock)!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, json.dumps({'pid': os.getpid(), 'createTime': 1.0}).encode())\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    impostor = memesh_home.popen_python(holder_code)
+    assert impostor.stdout.readline().strip() == "locked"
+    done = memesh_home.cli("daemon", "start", env={"MEMESH_DAEMON_HEALTH_TIMEOUT": "300"})
+    assert done.returncode == 4, (done.returncode, done.stderr)
+    assert "stop it by hand" in done.stderr
+    assert impostor.poll() is None, "an unverified lock holder was killed"
+    assert memesh_home.daemons() == []
+
+
+# --------------------------------------------------------------------------- hung
+
+
+def test_a_sigstopped_daemon_is_killed_and_replaced_after_the_health_deadline_and_two_never_serve(memesh_home):
+    health_ms = 300
+    env = {"MEMESH_DAEMON_HEALTH_TIMEOUT": str(health_ms)}
+    old = memesh_home.start_daemon(env=env)
+    old_proc = psutil.Process(old)
+    with ServingMonitor(memesh_home) as monitor:
+        memesh_home.kill_daemon(signal.SIGSTOP)
+        wait_until(lambda: old_proc.status() == psutil.STATUS_STOPPED, 5, "the daemon to stop")
+        assert memesh_home.cli("daemon", "status", env=env).returncode == 4  # unreachable, not replaced by status
+        assert old_proc.is_running()
+        started = time.monotonic()
+        done = memesh_home.cli("daemon", "start", env=env)
+        elapsed = time.monotonic() - started
+        assert done.returncode == 0, done.stderr
+    assert elapsed >= health_ms / 1000, "the hung daemon was replaced before its health deadline"
+    assert is_dead(old_proc)
+    new = memesh_home.record()["pid"]
+    assert new != old and memesh_home.holder()["pid"] == new
+    assert [p.pid for p in memesh_home.daemons()] == [new]
+    assert monitor.samples > 5 and monitor.most == 1, f"{monitor.most} daemons served at once"
+    assert answers(memesh_home)["pid"] == new
+
+
+# --------------------------------------------------------------------------- judge, pure
+
+
+@pytest.mark.parametrize(
+    ("facts", "verdict"),
+    [
+        (Facts(lifetime_held=False), STALE),
+        (Facts(lifetime_held=False, holder_alive=True, holder_verified=True, hello=HELLO_OK), STALE),
+        (Facts(lifetime_held=True, hello=HELLO_OK), LIVE),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_OK, overdue=True), LIVE),
+        (Facts(lifetime_held=True, hello=HELLO_REFUSED), STARTING),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REFUSED), STARTING),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_TIMEOUT), HUNG),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REFUSED, overdue=True), HUNG),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=False, hello=HELLO_TIMEOUT), STARTING),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=False, hello=HELLO_TIMEOUT, overdue=True), UNKNOWN),
+        (Facts(lifetime_held=True, holder_alive=False, hello=HELLO_REFUSED, overdue=True), UNKNOWN),
+    ],
+)
+def test_judge_examples(facts, verdict):
+    assert judge(facts) == verdict
+
+
+def test_judge_only_kills_a_verified_holder_that_failed_to_answer():
+    for held, alive, verified, hello, overdue in itertools.product(
+        (False, True), (False, True), (False, True), (HELLO_OK, HELLO_TIMEOUT, HELLO_REFUSED), (False, True)
+    ):
+        verdict = judge(Facts(held, alive, verified, hello, overdue))
+        if verdict == HUNG:
+            assert held and alive and verified and hello != HELLO_OK
