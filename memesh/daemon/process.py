@@ -55,7 +55,8 @@ class Daemon:
         self.instance_id = str(uuid.uuid4())
         self.start_time = time.time()
         self.coordinator = ShutdownCoordinator(settings.seconds("daemon.idle_timeout"))
-        self.clients = ClientRegistry(on_change=self._wake)
+        self.clients = ClientRegistry(on_change=self._clients_changed)
+        self.clients.on_client_gone(self.coordinator.forget_client)
         self.lifetime = lockmod.LifetimeLock(self.paths.lifetime_lock)
         self.server: MeshServer | None = None
         self.services: dict = {}
@@ -72,6 +73,12 @@ class Daemon:
             os.write(self._wake_w, b"x")
         except (BlockingIOError, OSError):
             pass  # the pipe is full: the main loop is already due to wake
+
+    def _clients_changed(self) -> None:
+        # A client arriving or leaving is activity: the idle clock restarts from here, so
+        # the daemon exits one idle timeout after the last client left, not earlier.
+        self.coordinator.touch()
+        self._wake()
 
     def request_stop(self, reason: str, force: bool = False) -> None:
         self.coordinator.request_stop(reason, force=force)

@@ -112,6 +112,11 @@ class ShutdownCoordinator:
             if self._inflight == 0:
                 self._cond.notify_all()
 
+    def forget_client(self, client: str) -> None:
+        """The client left: drop its counter, so per-client metrics never outlive clients."""
+        with self._cond:
+            self.per_client.pop(client, None)
+
     @property
     def inflight(self) -> int:
         return self._inflight
