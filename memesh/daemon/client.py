@@ -217,8 +217,11 @@ class StandaloneMesh:
         return f"<memesh.StandaloneMesh (daemon disabled) at {self.paths.home}>"
 
 
-def connect(settings: Settings | None = None, *, name: str = "python", kind: str = "repl", start: bool = True):
+def connect(settings: Settings | None = None, *, name: str = "python", kind: str = "repl", start: bool = True, heartbeat: float = 0.0):
     """Attach to this user's daemon, starting it if needed (and allowed).
+
+    ``heartbeat`` (seconds, 0 = none) promises a call at least that often; the daemon
+    then also drops this client after three missed beats, not only at disconnect.
 
     Returns a :class:`Mesh` (``.control``, ``.graph``), or a :class:`StandaloneMesh`
     working directly on the database when daemon mode is disabled
@@ -227,4 +230,4 @@ def connect(settings: Settings | None = None, *, name: str = "python", kind: str
     settings = settings or load_settings()
     if not settings.daemon_enabled:
         return StandaloneMesh(settings)
-    return Mesh(settings, name=name, kind=kind, start=start)
+    return Mesh(settings, name=name, kind=kind, start=start, heartbeat=heartbeat)
