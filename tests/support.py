@@ -43,15 +43,18 @@ TEST_SETTINGS = {
 }
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, message: str = "condition", interval: float = POLL) -> T:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` s."""
+def wait_until(predicate: Callable[[], T], timeout: float, message: str | Callable[[], str] = "condition", interval: float = POLL) -> T:
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` s.
+
+    ``message`` (or what it returns, when callable: evaluated at the failure) says what was awaited.
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {message}")
+            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {message() if callable(message) else message}")
         time.sleep(interval)
 
 
