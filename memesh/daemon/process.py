@@ -45,6 +45,7 @@ DAEMONIZE_ENV = "MEMESH_DAEMONIZE"
 CHECK_INTERVAL = 1.0  # seconds between checks that the socket and record are still ours
 TICK = 0.5  # longest sleep of the main loop when nothing is due sooner
 KEY_BYTES = 32
+FLUSH_LIMIT = 2.0  # seconds a graceful stop waits for windows to collect computed answers
 
 
 class Daemon:
@@ -255,10 +256,18 @@ class Daemon:
             if not drained:
                 log.warning("drain timeout: %d call(s) still in flight; stopping anyway", coordinator.inflight)
                 coordinator.forced = True
+            self._flush_windows(FLUSH_LIMIT)
         if coordinator.state != STOPPED:
             coordinator.transition(STOPPED, coordinator.stop_reason)
         self.close()
         log.info("daemon %s stopped (%s); metrics %s", self.instance_id[:8], coordinator.stop_reason, coordinator.snapshot())
+
+    def _flush_windows(self, limit: float) -> None:
+        """Give proxies a moment to collect answers already computed (bounded)."""
+        host = self.services.get("mcp")
+        deadline = time.monotonic() + limit
+        while host is not None and host.pending_output() and time.monotonic() < deadline:
+            time.sleep(0.01)  # proxies long-poll; their next poll empties the queue
 
     def close(self) -> None:
         """Release everything; the lifetime lock last."""

@@ -44,7 +44,7 @@ HANDSHAKE_MAX = 4096  # the accept_connection request is tiny
 #: refused while draining; the mcp host tracks its requests itself (asynchronously).
 TYPEIDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "control": (("hello", "ping", "heartbeat", "bye", "status", "stop", "request_upgrade"), False),
-    "mcp": (("open", "submit", "poll", "close"), False),
+    "mcp": (("open", "submit", "poll", "close"), False),  # tracks its requests itself
     "graph": (
         (
             "create_entities",
@@ -123,6 +123,12 @@ class MeshServer(managers.Server):
     def close(self) -> None:
         """Stop accepting, cut every connection, and unlink the socket if it is still ours."""
         self.stop_event.set()
+        try:
+            # shutdown() wakes an accept() blocked in another thread (Linux); close() alone
+            # would leave the accept thread sleeping out its poll interval.
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self._listener.close()
         except OSError:

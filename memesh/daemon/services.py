@@ -1,21 +1,51 @@
 """The shared objects a daemon serves besides ``control``, opened once at start-up.
 
-Returns ``(objects, closers)``: objects keyed by their typeid in ``server.TYPEIDS``, and
-the functions that release them at exit (in reverse order).
+``open_services`` returns ``(objects, closers)``: objects keyed by their typeid in
+``server.TYPEIDS``, and the functions that release them at exit (run in reverse order).
+``open_local_services`` builds the same services in-process for standalone mode.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+import dataclasses
+from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
+    from memesh.config import Settings
     from memesh.daemon.process import Daemon
 
 
-def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]]]:
+@dataclasses.dataclass
+class Services:
+    """What an MCP session works with: the stores and the change bus."""
+
+    graph: Any
+    events: Any
+    db: Any = None
+    memory: Any = None
+
+
+def build_services(db_path) -> Services:
+    from memesh.mcp.events import EventBus
     from memesh.store.db import Database
     from memesh.store.graph import KnowledgeGraph
 
-    db = Database(daemon.paths.db)
-    objects: dict = {"graph": KnowledgeGraph(db)}
-    closers: list[Callable[[], None]] = [db.close]
+    db = Database(db_path)
+    return Services(graph=KnowledgeGraph(db), events=EventBus(), db=db)
+
+
+def open_local_services(settings: "Settings") -> Services:
+    from memesh.paths import ensure_layout, paths_for
+
+    paths = paths_for(settings.home)
+    ensure_layout(paths)
+    return build_services(paths.db)
+
+
+def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]]]:
+    from memesh.daemon.mcp_host import McpHost
+
+    services = build_services(daemon.paths.db)
+    host = McpHost(services, daemon.coordinator, daemon.clients)
+    objects: dict = {"graph": services.graph, "mcp": host}
+    closers: list[Callable[[], None]] = [services.db.close, host.shutdown]
     return objects, closers

@@ -1,13 +1,31 @@
-"""``memesh`` with no arguments: pick the mode and serve MCP on stdio (placeholder until the proxy lands)."""
+"""``memesh`` with no arguments: serve MCP on stdio for one window.
+
+Start-up is on the hot path of every window, so stdin is read from the first instant
+and nothing is imported that this mode does not need. Mode, in order: daemon disabled
+→ standalone in-process; otherwise a proxy into the daemon (started if needed); a daemon
+that cannot be used → standalone, with one line on stderr saying why.
+"""
 from __future__ import annotations
 
 import sys
 
 
 def run() -> int:
+    from memesh.mcp.proxy import StdinReader
+
+    reader = StdinReader(sys.stdin.buffer)
+    reader.start()
     from memesh.config import load_settings
+    from memesh.errors import MemeshError
 
-    settings = load_settings()
-    from memesh.mcp.standalone import run as standalone
+    try:
+        settings = load_settings()
+    except MemeshError as exc:
+        print(f"memesh: {exc}", file=sys.stderr)
+        return exc.exit_code
+    import logging
 
-    return standalone(settings)
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="memesh %(levelname)s %(name)s: %(message)s")
+    from memesh.mcp.proxy import serve
+
+    return serve(settings, reader)

@@ -1,0 +1,428 @@
+"""StdioProxyClient: a window's ``memesh`` process, relaying stdio to its session in the daemon.
+
+Threads: a *reader* takes stdin lines from the first instant (nothing Claude Code sends
+during start-up is lost); the *main* thread submits them to the daemon; a *poller*
+long-polls the session's outgoing lines and writes them to stdout. Stdout carries
+JSON-RPC only; diagnostics go to stderr.
+
+The proxy peeks at each line (method and id) only to keep its promises:
+
+* every request is remembered until its response passes through, so when the daemon
+  goes away (crash, restart, upgrade) the proxy reconnects — running the election and
+  starting a daemon if none comes back — opens a new session, replays the client's
+  ``initialize``/``notifications/initialized`` (and state such as ``logging/setLevel``
+  and resource subscriptions), swallowing the replayed responses, then resends held
+  requests. A request the old daemon may have executed is resent only if it is
+  read-only; otherwise it is answered with an error saying the outcome is unknown;
+* if no daemon can be reached in time, every waiting request gets an error reply and
+  the proxy keeps trying: it never goes silent.
+
+The same loop serves standalone mode over an in-process session (``LocalChannel``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from typing import BinaryIO
+
+from memesh.daemon.channel import ChannelBroken
+from memesh.errors import DaemonDraining, MemeshError, NotFound
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 10 * 1024 * 1024  # bytes; a longer stdin line is answered with an error and dropped
+POLL_TIMEOUT = 1.0  # seconds per long-poll; also the proxy's effective heartbeat
+HEARTBEAT = 2.0  # seconds promised to the daemon (it drops us after 3 missed)
+RECONNECT_BUDGET = 30.0  # seconds of reconnect attempts before waiting requests are answered with errors
+EOF_GRACE = 1.0  # seconds to let in-flight answers out after stdin closes (exit stays < 2 s)
+
+OUTCOME_UNKNOWN = -31001  # application range: outside JSON-RPC's reserved -32768…-32000
+UNAVAILABLE = -31002
+INVALID_REQUEST = -32600
+
+READ_ONLY_METHODS = frozenset({
+    "initialize", "ping", "server/discover", "tools/list", "resources/list", "resources/read",
+    "resources/templates/list", "prompts/list", "prompts/get", "completion/complete",
+    "logging/setLevel", "resources/subscribe", "resources/unsubscribe",
+})
+REPLAYED_METHODS = ("logging/setLevel", "resources/subscribe", "resources/unsubscribe")
+EOF = object()
+OVERSIZE = object()
+
+
+def id_key(value) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def peek(line: bytes | str) -> dict | None:
+    """The parsed message if it is a JSON object, else None (the session answers garbage)."""
+    try:
+        msg = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return msg if isinstance(msg, dict) else None
+
+
+def error_line(msg_id, code: int, message: str) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
+
+
+class StdinReader(threading.Thread):
+    """Reads stdin lines into a queue from the first instant; oversize lines become OVERSIZE."""
+
+    def __init__(self, stream: BinaryIO, limit: int = MAX_LINE):
+        super().__init__(name="stdin", daemon=True)
+        self.stream = stream
+        self.limit = limit
+        self.lines: queue.Queue = queue.Queue()
+
+    def run(self) -> None:
+        try:
+            while True:
+                line = self.stream.readline(self.limit + 1)
+                if not line:
+                    break
+                if len(line) > self.limit:
+                    while not line.endswith(b"\n"):
+                        line = self.stream.readline(1 << 20)
+                        if not line:
+                            break
+                    self.lines.put(OVERSIZE)
+                    continue
+                if line.strip():
+                    self.lines.put(line)
+        except (OSError, ValueError):
+            pass
+        self.lines.put(EOF)
+
+
+class Pending:
+    __slots__ = ("line", "method", "read_only", "gen")
+
+    def __init__(self, line: bytes, method: str, read_only: bool):
+        self.line = line
+        self.method = method
+        self.read_only = read_only
+        self.gen = -1  # generation of the session it was submitted to (-1: not yet)
+
+
+class LocalChannel:
+    """The channel interface over an in-process session host (standalone mode)."""
+
+    def __init__(self, host):
+        self._host = host
+        self.closed = False
+
+    def call(self, ident: str, method: str, args: tuple = (), kwargs: dict | None = None, timeout: float | None = None):
+        if ident == "mcp":
+            return getattr(self._host, method)(*args, **(kwargs or {}))
+        return None
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._host.shutdown()
+
+
+class Proxy:
+    def __init__(self, reader: StdinReader, stdout: BinaryIO, connect, context: dict):
+        """``connect()`` returns ``(submit_channel, poll_channel, session_id, info)``."""
+        self.reader = reader
+        self.stdout = stdout
+        self._connect = connect
+        self.context = context
+        self._out_lock = threading.Lock()
+        self._state = threading.Condition()
+        self.pending: dict[str, Pending] = {}
+        self.swallow: set[str] = set()
+        self.init_line: bytes | None = None
+        self.initialized_line: bytes | None = None
+        self.state_lines: list[bytes] = []
+        self.read_only_tools: frozenset[str] = frozenset()
+        self.gen = 0
+        self.submit_ch = self.poll_ch = None
+        self.sid = ""
+        self.closing = False
+        self.unavailable_since: float | None = None
+
+    # -- output ------------------------------------------------------------------------
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8") + b"\n"
+        with self._out_lock:
+            try:
+                self.stdout.write(data)
+                self.stdout.flush()
+            except (OSError, ValueError):
+                pass  # the client is gone; stdin EOF follows
+
+    def deliver(self, line: str) -> None:
+        msg = peek(line)
+        if msg is not None and "method" not in msg and "id" in msg:
+            key = id_key(msg["id"])
+            with self._state:
+                if key in self.swallow:
+                    self.swallow.discard(key)
+                    return
+                self.pending.pop(key, None)
+                self._state.notify_all()
+        self.write(line)
+
+    def answer(self, key: str, code: int, message: str) -> None:
+        with self._state:
+            entry = self.pending.pop(key, None)
+            self._state.notify_all()
+        if entry is not None:
+            self.write(error_line(json.loads(key), code, message))
+
+    # -- connection --------------------------------------------------------------------
+    def connect(self) -> None:
+        submit_ch, poll_ch, sid, info = self._connect()
+        with self._state:
+            self.submit_ch, self.poll_ch, self.sid = submit_ch, poll_ch, sid
+            self.read_only_tools = frozenset(info.get("readOnlyTools") or ())
+            self.gen += 1
+            self.unavailable_since = None
+            self._state.notify_all()
+
+    def current(self):
+        with self._state:
+            return self.submit_ch, self.poll_ch, self.sid, self.gen
+
+    def reconnect(self, failed_gen: int) -> None:
+        """Replace a lost session (once per generation, whoever notices first)."""
+        with self._state:
+            if failed_gen != self.gen or self.closing:
+                return
+            old = (self.submit_ch, self.poll_ch)
+            self.submit_ch = self.poll_ch = None
+        for channel in old:
+            if channel is not None:
+                channel.close()
+        started = time.monotonic()
+        attempt = 0
+        while not self.closing:
+            try:
+                self.connect()
+                break
+            except (MemeshError, OSError, EOFError) as exc:
+                log.warning("daemon unavailable (%s); retrying", exc)
+                if time.monotonic() - started > RECONNECT_BUDGET:
+                    self.fail_waiting(f"the memesh daemon is unavailable: {exc}")
+                    started = time.monotonic()
+                from memesh.backoff import next_delay
+
+                time.sleep(next_delay(attempt))
+                attempt += 1
+        else:
+            return
+        self.replay()
+
+    def replay(self) -> None:
+        """On a new session: re-initialise, restore state, resend or answer what was in flight."""
+        with self._state:
+            gen = self.gen
+            replays = []
+            if self.init_line is not None:
+                msg = peek(self.init_line)
+                if msg is not None and "id" in msg:
+                    self.swallow.add(id_key(msg["id"]))
+                replays.append(self.init_line)
+            if self.initialized_line is not None:
+                replays.append(self.initialized_line)
+            for line in self.state_lines:
+                msg = peek(line)
+                if msg is not None and "id" in msg:
+                    self.swallow.add(id_key(msg["id"]))
+                replays.append(line)
+            resend, unknown = [], []
+            for key, entry in self.pending.items():
+                if entry.gen >= gen:
+                    continue
+                if entry.gen == -1 or entry.read_only:
+                    resend.append(entry)
+                else:
+                    unknown.append(key)
+        for line in replays:
+            self._submit(line, None)
+        for key in unknown:
+            self.answer(key, OUTCOME_UNKNOWN, "the memesh daemon restarted before answering; this request may or may not have taken effect — check before repeating it")
+        for entry in resend:
+            self._submit(entry.line, entry)
+
+    def fail_waiting(self, reason: str) -> None:
+        with self._state:
+            keys = list(self.pending)
+        for key in keys:
+            self.answer(key, UNAVAILABLE, reason)
+
+    # -- input -------------------------------------------------------------------------
+    def _is_read_only(self, msg: dict) -> bool:
+        method = msg.get("method")
+        if method in READ_ONLY_METHODS:
+            return True
+        if method == "tools/call":
+            params = msg.get("params")
+            return isinstance(params, dict) and params.get("name") in self.read_only_tools
+        return False
+
+    def handle(self, line: bytes) -> None:
+        msg = peek(line)
+        entry = None
+        if msg is not None:
+            method = msg.get("method")
+            if isinstance(method, str) and "id" in msg:
+                entry = Pending(line, method, self._is_read_only(msg))
+                with self._state:
+                    self.pending[id_key(msg["id"])] = entry
+                if method == "initialize":
+                    self.init_line = line
+                elif method in REPLAYED_METHODS:
+                    self.state_lines.append(line)
+            elif method == "notifications/initialized":
+                self.initialized_line = line
+            elif method == "notifications/cancelled":
+                params = msg.get("params")
+                if isinstance(params, dict) and "requestId" in params:
+                    with self._state:
+                        self.pending.pop(id_key(params["requestId"]), None)
+                        self._state.notify_all()
+        self._submit(line, entry)
+
+    def _submit(self, line: bytes, entry: Pending | None) -> None:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        while not self.closing:
+            submit_ch, _, sid, gen = self.current()
+            if submit_ch is None:
+                self.reconnect(gen)
+                continue
+            try:
+                submit_ch.call("mcp", "submit", (sid, text), timeout=30.0)
+            except (DaemonDraining, NotFound):
+                self.reconnect(gen)  # not taken: resend to the next daemon
+                continue
+            except ChannelBroken as exc:
+                if entry is not None and exc.sent:
+                    entry.gen = gen  # maybe taken: replay() resends it only if read-only
+                    self.reconnect(gen)
+                    return
+                self.reconnect(gen)
+                continue
+            if entry is not None:
+                entry.gen = gen
+            return
+
+    # -- threads -----------------------------------------------------------------------
+    def poll_loop(self) -> None:
+        while not self.closing:
+            _, poll_ch, sid, gen = self.current()
+            if poll_ch is None:
+                self.reconnect(gen)
+                continue
+            try:
+                lines = poll_ch.call("mcp", "poll", (sid, POLL_TIMEOUT), timeout=POLL_TIMEOUT + 10.0)
+            except Exception as exc:
+                if self.closing:
+                    return
+                log.info("lost the session (%r); reconnecting", exc)
+                self.reconnect(gen)
+                continue
+            for line in lines:
+                self.deliver(line)
+
+    def run(self) -> int:
+        poller = threading.Thread(target=self.poll_loop, name="poll", daemon=True)
+        poller.start()
+        while True:
+            line = self.reader.lines.get()
+            if line is EOF:
+                break
+            if line is OVERSIZE:
+                self.write(error_line(None, INVALID_REQUEST, f"message larger than {MAX_LINE} bytes refused"))
+                continue
+            self.handle(line)
+        return self.finish()
+
+    def finish(self) -> int:
+        deadline = time.monotonic() + EOF_GRACE
+        with self._state:
+            while self.pending and time.monotonic() < deadline:
+                self._state.wait(max(0.0, deadline - time.monotonic()))
+            self.closing = True
+        submit_ch, poll_ch, _, _ = self.current()
+        if submit_ch is not None:
+            try:
+                submit_ch.call("control", "bye", timeout=0.5)
+            except Exception:
+                pass
+        for channel in (submit_ch, poll_ch):
+            if channel is not None:
+                channel.close()
+        return 0
+
+
+def daemon_connector(settings, context: dict):
+    """``connect()`` for a Proxy: two channels to the daemon (started if needed) and a session."""
+    from memesh import identity
+    from memesh.daemon.spawn import ensure_daemon
+    from memesh.paths import paths_for
+
+    paths = paths_for(settings.home)
+    session = os.urandom(16).hex()
+    info = {**identity.identity(), "session": session, "name": "mcp-proxy", "kind": "proxy",
+            "pid": os.getpid(), "cwd": context.get("cwd", ""), "heartbeat": HEARTBEAT}
+
+    def connect():
+        submit_ch, hello = ensure_daemon(settings, paths, info, name="mcp-proxy")
+        try:
+            poll_ch, _ = ensure_daemon(settings, paths, info, start=False, name="mcp-proxy")
+        except BaseException:
+            submit_ch.close()
+            raise
+        try:
+            opened = submit_ch.call("mcp", "open", (context,), timeout=10.0)
+        except BaseException:
+            submit_ch.close()
+            poll_ch.close()
+            raise
+        return submit_ch, poll_ch, opened["sid"], opened
+
+    return connect
+
+
+def local_connector(settings, context: dict):
+    """``connect()`` for standalone mode: an in-process session on the same database."""
+
+    def connect():
+        from memesh.daemon.clients import ClientRegistry
+        from memesh.daemon.mcp_host import McpHost
+        from memesh.daemon.services import open_local_services
+        from memesh.daemon.shutdown import ShutdownCoordinator
+
+        services = open_local_services(settings)
+        host = McpHost(services, ShutdownCoordinator(0), ClientRegistry())
+        channel = LocalChannel(host)
+        opened = host.open(context)
+        return channel, channel, opened["sid"], opened
+
+    return connect
+
+
+def serve(settings, reader: StdinReader, stdout: BinaryIO | None = None) -> int:
+    """Serve one window: through the daemon, or standalone when it is disabled or unusable."""
+    stdout = stdout or sys.stdout.buffer
+    context = {"cwd": os.getcwd(), "pid": os.getpid()}
+    if settings.daemon_enabled:
+        proxy = Proxy(reader, stdout, daemon_connector(settings, context), context)
+        try:
+            proxy.connect()
+            return proxy.run()
+        except (MemeshError, OSError) as exc:
+            print(f"memesh: the shared daemon is unavailable ({exc}); serving this window standalone", file=sys.stderr)
+    proxy = Proxy(reader, stdout, local_connector(settings, context), context)
+    proxy.connect()
+    return proxy.run()
