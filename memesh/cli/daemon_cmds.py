@@ -125,6 +125,7 @@ def _cleanup_after_kill(settings) -> None:
 
 def stop_daemon(settings, *, force: bool) -> int | None:
     """Stop the daemon; returns the pid that was stopped (None if none was running)."""
+    from memesh.daemon.channel import ChannelBroken
     from memesh.daemon.spawn import try_hello
 
     paths = paths_for(settings.home)
@@ -141,6 +142,8 @@ def stop_daemon(settings, *, force: bool) -> int | None:
     pid = hello["pid"]
     try:
         channel.call("control", "stop", (force,), timeout=settings.seconds("daemon.health_timeout"))
+    except ChannelBroken:
+        pass  # it went away before answering, which is what we asked for; the wait below checks
     finally:
         channel.close()
     limit = (0 if force else settings.seconds("daemon.drain_timeout")) + STOP_MARGIN
@@ -176,6 +179,7 @@ def upgrade() -> None:
     settings = load_settings()
     if not settings.daemon_enabled:
         raise DaemonDisabled("daemon mode is disabled; nothing to upgrade")
+    from memesh.daemon.channel import ChannelBroken
     from memesh.daemon.spawn import try_hello, wait_for_handover
 
     paths = paths_for(settings.home)
@@ -186,6 +190,8 @@ def upgrade() -> None:
         before = hello
         try:
             channel.call("control", "request_upgrade", (info,), timeout=settings.seconds("daemon.health_timeout"))
+        except ChannelBroken:
+            pass  # it left before answering; wait_for_handover checks that it is gone
         finally:
             channel.close()
         wait_for_handover(paths, settings)

@@ -105,7 +105,10 @@ class Mesh:
                 channel.close()
                 raise VersionMismatch(f"{decision.reason} {decision.advice}".strip())
             if decision.action == UPGRADE:
-                channel.call("control", "request_upgrade", (self.info,))
+                try:
+                    channel.call("control", "request_upgrade", (self.info,))
+                except ChannelBroken:
+                    pass  # it left before answering; the handover wait below checks
                 channel.close()
                 wait_for_handover(self.paths, self.settings)
                 continue
