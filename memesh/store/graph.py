@@ -1,0 +1,606 @@
+"""The knowledge graph: entities, their observations and the relations between them.
+
+This module owns the graph's semantics, which follow the reference MCP memory server so
+that memesh is a drop-in replacement, and what memesh adds: ranked search, pages that stay
+under the client's output ceiling, atomic writes, and JSONL import/export.
+
+Shapes (plain data only, because :class:`KnowledgeGraph` is served over a manager socket)::
+
+    Entity   {"name": str, "entityType": str, "observations": [str]}
+    Relation {"from": str, "to": str, "relationType": str}
+    Page     {"entities": [Entity], "relations": [Relation], "nextCursor"?: str,
+              "omittedRelations"?: int}
+
+Decisions where the reference leaves room:
+
+* A relation may name an entity that does not exist yet (as in the reference). The name is
+  kept as a hidden stub row, so the relation survives until that entity is created, and
+  ``delete_entities`` of that name removes it. Stubs never appear as entities.
+* Duplicates inside one call are dropped, first one wins: entities by name, relations by
+  (from, to, relationType), observations by text.
+* ``search_nodes`` and ``open_nodes`` return the relations with at least one end among the
+  returned entities (the reference's current rule). ``read_graph`` pages through all
+  entities (by name), then all relations, so following ``nextCursor`` to the end yields
+  exactly the whole graph, each item once.
+* Deletions return ``{"deleted": n}``: entities, observations or relations removed.
+* A page holds at most ``limit`` items and at most :data:`MAX_RESULT_CHARS` characters of
+  JSON with ASCII escapes, which keeps it under the client's 25,000-token tool-output
+  ceiling even when the MCP layer pretty-prints it. A single entity larger than that shows
+  the observations that fit and a final "[memesh: …]" line; a page that had to leave out
+  relations says how many in ``omittedRelations``.
+* ``import_jsonl`` adds to the graph with ``create_entities``/``create_relations``
+  semantics (existing names are kept as they are), all or nothing.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from typing import IO, Any
+
+from memesh.errors import NotFound, ValidationError
+from memesh.store.db import Database, fold_case, search_index_insert
+
+DEFAULT_PAGE_LIMIT = 200    # read_graph / open_nodes items per page
+DEFAULT_SEARCH_LIMIT = 25   # ranked: the first results are the ones that matter
+MAX_LIMIT = 1000
+MAX_RESULT_CHARS = 60_000   # compact JSON; ~80,000 once indented, under 25k tokens
+MAX_NAME_CHARS = 1000       # names and types are labels; this keeps one entity printable
+_ENVELOPE = 200             # keys of the page itself and its cursor
+_MARKER_ROOM = 160          # the "[memesh: …]" line in a clipped entity
+
+_WORD = re.compile(r"[^\W_]+")
+_IDS = "SELECT value FROM json_each(?)"
+# bm25 weights of name, entityType, observations: a hit in the name counts most.
+_RANKED = "SELECT rowid FROM entity_fts WHERE entity_fts MATCH ? ORDER BY bm25(entity_fts, 10.0, 3.0, 1.0) LIMIT ?"
+_SUBSTRING = "SELECT rowid FROM entity_trigram WHERE text GLOB ? LIMIT ?"
+# "+text" keeps the pattern away from the trigram index, which mishandles patterns under
+# three characters that take three bytes or more (SQLite 3.40), and wildcards next to
+# such runs: those queries are checked row by row instead.
+_SUBSTRING_SCAN = "SELECT rowid FROM entity_trigram WHERE +text GLOB ? LIMIT ?"
+_GLOB_SPECIAL = re.compile(r"([*?\[\x00])")
+_SCAN = ("SELECT e.id FROM entities e WHERE e.entity_type IS NOT NULL AND ("
+         "memesh_contains(e.name, ?) OR memesh_contains(e.entity_type, ?) OR EXISTS ("
+         "SELECT 1 FROM observations o WHERE o.entity_id = e.id AND memesh_contains(o.content, ?)))"
+         " ORDER BY e.name LIMIT ?")
+_NAMED_RELATIONS = ("SELECT r.from_id, r.to_id, f.name, t.name, r.relation_type FROM relations r "
+                    "JOIN entities f ON f.id = r.from_id JOIN entities t ON t.id = r.to_id ")
+
+Json = dict[str, Any]
+# Unicode line breaks that JSON leaves raw but str.splitlines() splits on: escaped in export.
+_LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
+
+
+# -- validation: every message starts with the path of the bad field -------------------
+def _kind(value: object) -> str:
+    for types, name in ((bool, "a boolean"), ((int, float), "a number"), (str, "a string"),
+                        ((list, tuple), "an array"), (Mapping, "an object")):
+        if isinstance(value, types):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _list(value: object, path: str) -> list[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(f"{path}: expected an array, got {_kind(value)}")
+    return list(value)
+
+
+def _object(value: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"{path}: expected an object, got {_kind(value)}")
+    return value
+
+
+def _text(value: object, path: str, max_chars: int | None = None) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(f"{path}: expected a string, got {_kind(value)}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")  # JSON can carry lone surrogates; SQLite cannot store them
+        except UnicodeEncodeError:
+            raise ValidationError(f"{path}: contains a lone surrogate; send valid Unicode text") from None
+    if max_chars is not None and len(value) > max_chars:
+        raise ValidationError(f"{path}: longer than {max_chars} characters")
+    return value
+
+
+def _texts(value: object, path: str) -> list[str]:
+    return [_text(item, f"{path}[{i}]") for i, item in enumerate(_list(value, path))]
+
+
+def _field(obj: Mapping[str, Any], key: str, path: str) -> Any:
+    if key not in obj:
+        raise ValidationError(f"{_join(path, key)}: required field is missing")
+    return obj[key]
+
+
+def _entity(value: object, path: str) -> tuple[str, str, list[str]]:
+    obj = _object(value, path or "entity")
+    name = _text(_field(obj, "name", path), _join(path, "name"), MAX_NAME_CHARS)
+    entity_type = _text(_field(obj, "entityType", path), _join(path, "entityType"), MAX_NAME_CHARS)
+    observations = _texts(_field(obj, "observations", path), _join(path, "observations"))
+    return name, entity_type, list(dict.fromkeys(observations))
+
+
+def _relation(value: object, path: str) -> tuple[str, str, str]:
+    obj = _object(value, path or "relation")
+    source, target, relation_type = (_text(_field(obj, key, path), _join(path, key), MAX_NAME_CHARS)
+                                     for key in ("from", "to", "relationType"))
+    return source, target, relation_type
+
+
+def _limit(value: object, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT:
+        raise ValidationError(f"limit: expected an integer from 1 to {MAX_LIMIT}, got {value!r}")
+    return value
+
+
+# -- cursors: opaque to callers, checked against the request they continue --------------
+def _fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _encode_cursor(kind: str, scope: str, position: Any) -> str:
+    raw = json.dumps({"v": 1, "k": kind, "s": scope, "p": position}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: object, kind: str, scope: str, check: Callable[[Any], bool]) -> Any:
+    if cursor is None:
+        return None
+    text = _text(cursor, "cursor")
+    try:
+        state = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, binascii.Error):
+        state = None
+    if (not isinstance(state, dict) or state.get("v") != 1 or state.get("k") != kind
+            or state.get("s") != scope or not check(state.get("p"))):
+        raise ValidationError("cursor: not a nextCursor returned by this call with these "
+                              "arguments; omit it to start from the first page")
+    return state["p"]
+
+
+def _is_offset(p: Any) -> bool:
+    return isinstance(p, int) and not isinstance(p, bool) and p >= 0
+
+
+def _is_graph_position(p: Any) -> bool:
+    return (isinstance(p, list) and len(p) == 2 and p[0] in ("e", "r")
+            and (isinstance(p[1], str) if p[0] == "e" else
+                 isinstance(p[1], list) and len(p[1]) == 3 and all(isinstance(x, (int, str)) for x in p[1])))
+
+
+# -- sizes --------------------------------------------------------------------------
+def _size(value: object) -> int:
+    """Characters ``value`` adds to a JSON array, separator included.
+
+    Measured with ASCII escapes, so non-Latin text counts more, as it does in tokens.
+    """
+    return len(json.dumps(value)) + 2
+
+
+def _prefix_within(text: str, room: int) -> str:
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if _size(text[:mid]) <= room:
+            low = mid
+        else:
+            high = mid - 1
+    return text[:low]
+
+
+def _fit_entity(entity: Json, room: int) -> Json:
+    """Clip an entity's observations so that the entity takes at most ``room`` characters."""
+    observations = entity["observations"]
+    kept: list[str] = []
+    used = _size({**entity, "observations": []}) + _MARKER_ROOM
+    for text in observations:
+        if used + _size(text) > room:
+            break
+        kept.append(text)
+        used += _size(text)
+    if len(kept) == len(observations):
+        return entity
+    hidden = len(observations) - len(kept)
+    if not kept and room - used > 200:  # one huge observation: show its beginning
+        kept.append(_prefix_within(observations[0], room - used - 20) + " …[cut]")
+    kept.append(f"[memesh: {hidden} of {len(observations)} observations not shown in full: "
+                f"result size limit reached]")
+    return {**entity, "observations": kept}
+
+
+def _entity_dict(name: str, entity_type: str, observations: list[str]) -> Json:
+    return {"name": name, "entityType": entity_type, "observations": observations}
+
+
+def _relation_dict(source: str, target: str, relation_type: str) -> Json:
+    return {"from": source, "to": target, "relationType": relation_type}
+
+
+def _contains(haystack: str | None, needle: str) -> bool:
+    return haystack is not None and needle.lower() in haystack.lower()
+
+
+class KnowledgeGraph:
+    """The knowledge graph stored in a :class:`~memesh.store.db.Database`; thread-safe.
+
+    Parameter names follow the reference server's tool arguments, so the MCP layer can
+    pass a tool call's arguments through as keywords.
+    """
+
+    def __init__(self, database: Database | str | os.PathLike[str]) -> None:
+        self._owns_db = not isinstance(database, Database)
+        self._db = Database(database) if self._owns_db else database  # type: ignore[arg-type]
+        with self._db.read() as conn:
+            has_trigram = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'entity_trigram'").fetchone()
+        self._fts_tables = ("entity_fts", "entity_trigram") if has_trigram else ("entity_fts",)
+
+    def close(self) -> None:
+        """Close the database if this graph opened it."""
+        if self._owns_db:
+            self._db.close()
+
+    # -- writes -----------------------------------------------------------------------
+    def create_entities(self, entities: list[Json]) -> list[Json]:
+        """Create entities whose names are new; return those created."""
+        batch = [_entity(e, f"entities[{i}]") for i, e in enumerate(_list(entities, "entities"))]
+        created, touched, now = [], [], time.time()
+        with self._db.write() as conn:
+            for name, entity_type, observations in batch:
+                row = conn.execute("SELECT id, entity_type FROM entities WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    entity_id = conn.execute(
+                        "INSERT INTO entities(name, entity_type, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?)", (name, entity_type, now, now)).lastrowid
+                elif row[1] is None:  # a stub named by relations becomes a real entity
+                    entity_id = row[0]
+                    conn.execute("UPDATE entities SET entity_type = ?, created_at = ?, updated_at = ? "
+                                 "WHERE id = ?", (entity_type, now, now, entity_id))
+                else:
+                    continue
+                conn.executemany("INSERT OR IGNORE INTO observations(entity_id, content) VALUES (?, ?)",
+                                 [(entity_id, text) for text in observations])
+                touched.append(entity_id)
+                created.append(_entity_dict(name, entity_type, observations))
+            self._reindex(conn, touched)
+        return created
+
+    def create_relations(self, relations: list[Json]) -> list[Json]:
+        """Create relations not present yet; return those created. Endpoints may be unknown."""
+        batch = list(dict.fromkeys(_relation(r, f"relations[{i}]")
+                                   for i, r in enumerate(_list(relations, "relations"))))
+        created = []
+        with self._db.write() as conn:
+            ids = self._ids(conn, {name for rel in batch for name in rel[:2]}, make_stubs=True)
+            for source, target, relation_type in batch:
+                cursor = conn.execute("INSERT OR IGNORE INTO relations(from_id, to_id, relation_type) "
+                                      "VALUES (?, ?, ?)", (ids[source], ids[target], relation_type))
+                if cursor.rowcount:
+                    created.append(_relation_dict(source, target, relation_type))
+        return created
+
+    def add_observations(self, observations: list[Json]) -> list[Json]:
+        """Add observations to existing entities; all or nothing (NotFound names the entity)."""
+        items = []
+        for i, value in enumerate(_list(observations, "observations")):
+            path = f"observations[{i}]"
+            obj = _object(value, path)
+            items.append((_text(_field(obj, "entityName", path), f"{path}.entityName"),
+                          _texts(_field(obj, "contents", path), f"{path}.contents")))
+        results, now = [], time.time()
+        with self._db.write() as conn:
+            ids = self._ids(conn, {name for name, _ in items}, make_stubs=False)
+            for i, (name, _) in enumerate(items):
+                if name not in ids:
+                    raise NotFound(f"observations[{i}].entityName: no entity named {name!r}; "
+                                   f"create it with create_entities first (nothing was added)")
+            for name, contents in items:
+                added = [text for text in dict.fromkeys(contents) if conn.execute(
+                    "INSERT OR IGNORE INTO observations(entity_id, content) VALUES (?, ?)",
+                    (ids[name], text)).rowcount]
+                results.append({"entityName": name, "addedObservations": added})
+            conn.executemany("UPDATE entities SET updated_at = ? WHERE id = ?",
+                             [(now, ids[name]) for name, _ in items])
+            self._reindex(conn, [ids[name] for name, _ in items])
+        return results
+
+    def delete_entities(self, entityNames: list[str]) -> dict[str, int]:  # noqa: N803
+        """Delete entities, their observations and every relation touching them."""
+        names = set(_texts(entityNames, "entityNames"))
+        with self._db.write() as conn:
+            rows = [conn.execute("SELECT id, entity_type FROM entities WHERE name = ?", (n,)).fetchone()
+                    for n in names]
+            rows = [row for row in rows if row is not None]
+            # Stubs go too: the reference drops relations naming a deleted name either way.
+            conn.executemany("DELETE FROM entities WHERE id = ?", [(row[0],) for row in rows])
+            self._reindex(conn, [row[0] for row in rows])
+            self._drop_unused_stubs(conn)
+        return {"deleted": sum(row[1] is not None for row in rows)}
+
+    def delete_observations(self, deletions: list[Json]) -> dict[str, int]:
+        """Delete the given observation texts; unknown entities and texts are ignored."""
+        items = []
+        for i, value in enumerate(_list(deletions, "deletions")):
+            path = f"deletions[{i}]"
+            obj = _object(value, path)
+            items.append((_text(_field(obj, "entityName", path), f"{path}.entityName"),
+                          _texts(_field(obj, "observations", path), f"{path}.observations")))
+        deleted, now = 0, time.time()
+        with self._db.write() as conn:
+            ids = self._ids(conn, {name for name, _ in items}, make_stubs=False)
+            for name, texts in items:
+                if name in ids:
+                    deleted += conn.executemany(
+                        "DELETE FROM observations WHERE entity_id = ? AND content = ?",
+                        [(ids[name], text) for text in texts]).rowcount
+                    conn.execute("UPDATE entities SET updated_at = ? WHERE id = ?", (now, ids[name]))
+            self._reindex(conn, list(ids.values()))
+        return {"deleted": deleted}
+
+    def delete_relations(self, relations: list[Json]) -> dict[str, int]:
+        """Delete the given relations; unknown ones are ignored."""
+        batch = set(_relation(r, f"relations[{i}]") for i, r in enumerate(_list(relations, "relations")))
+        with self._db.write() as conn:
+            deleted = conn.executemany(
+                "DELETE FROM relations WHERE from_id = (SELECT id FROM entities WHERE name = ?) "
+                "AND to_id = (SELECT id FROM entities WHERE name = ?) AND relation_type = ?",
+                list(batch)).rowcount if batch else 0
+            self._drop_unused_stubs(conn)
+        return {"deleted": max(deleted, 0)}
+
+    def _ids(self, conn: Any, names: Iterable[str], make_stubs: bool) -> dict[str, int]:
+        """Map names to entity ids (real entities only, unless stubs are to be made)."""
+        ids = {}
+        for name in names:
+            row = conn.execute("SELECT id, entity_type FROM entities WHERE name = ?", (name,)).fetchone()
+            if row is not None and (make_stubs or row[1] is not None):
+                ids[name] = row[0]
+            elif row is None and make_stubs:
+                now = time.time()
+                ids[name] = conn.execute("INSERT INTO entities(name, entity_type, created_at, updated_at) "
+                                         "VALUES (?, NULL, ?, ?)", (name, now, now)).lastrowid
+        return ids
+
+    def _drop_unused_stubs(self, conn: Any) -> None:
+        conn.execute("DELETE FROM entities WHERE entity_type IS NULL "
+                     "AND NOT EXISTS (SELECT 1 FROM relations WHERE from_id = entities.id) "
+                     "AND NOT EXISTS (SELECT 1 FROM relations WHERE to_id = entities.id)")
+
+    def _reindex(self, conn: Any, entity_ids: Iterable[int], fresh: bool = False) -> None:
+        """Bring the search indexes in line with these entities (deleted ones drop out).
+
+        ``fresh``: none of them is indexed yet (new rows or former stubs).
+        """
+        ids = json.dumps(sorted(set(entity_ids)))
+        if ids == "[]":
+            return
+        for table in self._fts_tables:
+            if not fresh:
+                conn.execute(f"DELETE FROM {table} WHERE rowid IN ({_IDS})", (ids,))
+            conn.execute(search_index_insert(table, f"e.id IN ({_IDS})"), (ids,))
+
+    # -- reads ------------------------------------------------------------------------
+    def read_graph(self, limit: int | None = None, cursor: str | None = None) -> Json:
+        """One page of the whole graph: entities by name, then relations."""
+        limit = _limit(limit, DEFAULT_PAGE_LIMIT)
+        phase, after = _decode_cursor(cursor, "graph", "", _is_graph_position) or ("e", None)
+        items: list[tuple[str, Any, Json]] = []
+        with self._db.read() as conn:
+            if phase == "e":
+                where = "" if after is None else "AND name > ?"
+                rows = conn.execute(f"SELECT id FROM entities WHERE entity_type IS NOT NULL {where} "
+                                    f"ORDER BY name LIMIT ?", (*([] if after is None else [after]), limit + 1))
+                entities = self._entities(conn, [row[0] for row in rows])
+                items += [("e", entity["name"], entity) for _, entity in entities]
+                after = None
+            if len(items) <= limit:
+                where = "" if after is None else "WHERE (r.from_id, r.to_id, r.relation_type) > (?, ?, ?)"
+                rows = conn.execute(f"{_NAMED_RELATIONS} {where} ORDER BY r.from_id, r.to_id, r.relation_type "
+                                    f"LIMIT ?", (*(after or []), limit + 1 - len(items)))
+                items += [("r", [f, t, rt], _relation_dict(fn, tn, rt)) for f, t, fn, tn, rt in rows]
+        page: Json = {"entities": [], "relations": []}
+        left, taken = MAX_RESULT_CHARS - _ENVELOPE, 0
+        for kind, _, item in items[:limit]:
+            cost = _size(item)
+            if cost > left:
+                if taken:
+                    break
+                item = _fit_entity(item, left)
+            page["entities" if kind == "e" else "relations"].append(item)
+            left, taken = left - cost, taken + 1
+        if taken < len(items):
+            page["nextCursor"] = _encode_cursor("graph", "", list(items[taken - 1][:2]))
+        return page
+
+    def search_nodes(self, query: str, limit: int | None = None, cursor: str | None = None) -> Json:
+        """Entities matching ``query``, best first, with the relations touching them."""
+        query = _text(query, "query")
+        limit = _limit(limit, DEFAULT_SEARCH_LIMIT)
+        scope = _fingerprint(query)
+        offset = _decode_cursor(cursor, "search", scope, _is_offset) or 0
+        with self._db.read() as conn:
+            ids = self._ranked_ids(conn, query, offset + limit + 1)[offset:]
+            return self._page(conn, ids, limit, lambda n: _encode_cursor("search", scope, offset + n))
+
+    def open_nodes(self, names: list[str], limit: int | None = None, cursor: str | None = None) -> Json:
+        """The named entities (unknown names ignored), with the relations touching them."""
+        wanted = sorted(set(_texts(names, "names")))
+        limit = _limit(limit, DEFAULT_PAGE_LIMIT)
+        scope = _fingerprint(json.dumps(wanted))
+        offset = _decode_cursor(cursor, "open", scope, _is_offset) or 0
+        with self._db.read() as conn:
+            found = self._ids(conn, wanted, make_stubs=False)
+            ids = [found[name] for name in wanted if name in found][offset:offset + limit + 1]
+            return self._page(conn, ids, limit, lambda n: _encode_cursor("open", scope, offset + n))
+
+    def _ranked_ids(self, conn: Any, query: str, want: int) -> list[int]:
+        """Entity ids for ``query``: all words, then any word, then substring matches."""
+        if not query.strip():
+            return [row[0] for row in conn.execute(
+                "SELECT id FROM entities WHERE entity_type IS NOT NULL ORDER BY name LIMIT ?", (want,))]
+        ranked: dict[int, None] = {}
+
+        def extend(sql: str, *params: object) -> None:
+            if len(ranked) < want:
+                for (entity_id,) in conn.execute(sql, (*params, want)):
+                    ranked.setdefault(entity_id)
+
+        # Each word becomes a quoted FTS string, so no user input is FTS syntax.
+        phrases = [f'"{word}"' for word in _WORD.findall(query)]
+        if phrases:
+            extend(_RANKED, " ".join(phrases))
+            if len(phrases) > 1:
+                extend(_RANKED, " OR ".join(phrases))
+        if "entity_trigram" in self._fts_tables:  # GLOB is case-sensitive: both sides folded
+            folded = fold_case(query)
+            indexable = len(folded) >= 3 and not _GLOB_SPECIAL.search(folded)
+            extend(_SUBSTRING if indexable else _SUBSTRING_SCAN,
+                   "*" + _GLOB_SPECIAL.sub(r"[\1]", folded) + "*")
+        else:  # no trigram tokenizer in this SQLite: the reference's scan
+            conn.create_function("memesh_contains", 2, _contains, deterministic=True)
+            extend(_SCAN, query, query, query)
+        return list(ranked)[:want]
+
+    def _entities(self, conn: Any, ids: list[int]) -> list[tuple[int, Json]]:
+        """Entities by id, in the order given, with their observations in insertion order."""
+        arg = json.dumps(ids)
+        observations: dict[int, list[str]] = defaultdict(list)
+        for entity_id, text in conn.execute(
+                f"SELECT entity_id, content FROM observations WHERE entity_id IN ({_IDS}) ORDER BY id", (arg,)):
+            observations[entity_id].append(text)
+        rows = {row[0]: row for row in conn.execute(
+            f"SELECT id, name, entity_type FROM entities WHERE id IN ({_IDS})", (arg,))}
+        return [(i, _entity_dict(rows[i][1], rows[i][2], observations[i])) for i in ids if i in rows]
+
+    def _page(self, conn: Any, ids: list[int], limit: int, next_cursor: Callable[[int], str]) -> Json:
+        """Up to ``limit`` of ``ids`` as entities, each followed by its not yet shown relations."""
+        arg = json.dumps(ids[:limit])
+        touching: dict[int, list[tuple[int, Json]]] = defaultdict(list)
+        rows = conn.execute(f"{_NAMED_RELATIONS} WHERE r.id IN (SELECT id FROM relations WHERE from_id IN "
+                            f"({_IDS}) UNION SELECT id FROM relations WHERE to_id "
+                            f"IN ({_IDS})) ORDER BY 3, 4, 5", (arg, arg))
+        for n, (source, target, *names) in enumerate(rows):
+            for end in {source, target}:
+                touching[end].append((n, _relation_dict(*names)))
+        page: Json = {"entities": [], "relations": []}
+        left, taken, shown = MAX_RESULT_CHARS - _ENVELOPE, 0, set()
+        for entity_id, entity in self._entities(conn, ids[:limit]):
+            new = [(n, rel) for n, rel in touching[entity_id] if n not in shown]
+            cost = _size(entity) + sum(_size(rel) for _, rel in new)
+            if cost > left and taken:
+                break
+            if cost > left:  # one entity and its relations are too big for a page
+                relations_cost = cost - _size(entity)
+                entity = _fit_entity(entity, max(left - relations_cost, left // 2))
+                left -= _size(entity)
+                for _, rel in new:
+                    if _size(rel) <= left:
+                        page["relations"].append(rel)
+                        left -= _size(rel)
+                    else:
+                        page["omittedRelations"] = page.get("omittedRelations", 0) + 1
+                page["entities"].append(entity)
+                taken = 1
+                break
+            page["entities"].append(entity)
+            page["relations"] += [rel for _, rel in new]
+            shown.update(n for n, _ in new)
+            left, taken = left - cost, taken + 1
+        if taken < len(ids):
+            page["nextCursor"] = next_cursor(taken)
+        return page
+
+    # -- whole-graph operations -------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """Counts: {"entities", "relations", "observations"}."""
+        sources = {"entities": "entities WHERE entity_type IS NOT NULL",
+                   "relations": "relations", "observations": "observations"}
+        with self._db.read() as conn:
+            return {key: conn.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+                    for key, source in sources.items()}
+
+    def export_jsonl(self, fp: IO[str]) -> dict[str, int]:
+        """Write the graph in the reference server's JSONL format, sorted; return counts."""
+        counts = {"entities": 0, "relations": 0}
+
+        def line(obj: Json) -> None:
+            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+            fp.write(text.translate(_LINE_BREAKS) + "\n")
+
+        with self._db.read() as conn:
+            rows = conn.execute("SELECT e.name, e.entity_type, o.content FROM entities e LEFT JOIN observations o "
+                                "ON o.entity_id = e.id WHERE e.entity_type IS NOT NULL ORDER BY e.name, o.id")
+            for (name, entity_type), group in itertools.groupby(rows, key=lambda row: row[:2]):
+                line({"type": "entity", **_entity_dict(name, entity_type,
+                                                       [r[2] for r in group if r[2] is not None])})
+                counts["entities"] += 1
+            for _, _, source, target, relation_type in conn.execute(f"{_NAMED_RELATIONS} ORDER BY 3, 4, 5"):
+                line({"type": "relation", **_relation_dict(source, target, relation_type)})
+                counts["relations"] += 1
+        return counts
+
+    def import_jsonl(self, fp: Iterable[str | bytes]) -> dict[str, int]:
+        """Add a reference-format JSONL graph; all or nothing. Returns counts created."""
+        entities: dict[str, tuple[str, list[str]]] = {}
+        relations: dict[tuple[str, str, str], None] = {}
+        for number, line in enumerate(fp, 1):
+            try:
+                text = line.decode("utf-8") if isinstance(line, bytes) else line
+                text = text.lstrip("\ufeff") if number == 1 else text
+                if not text.strip():
+                    continue
+                try:
+                    item = json.loads(text)
+                except ValueError as exc:
+                    raise ValidationError(f"not valid JSON ({exc})") from None
+                if not isinstance(item, dict):
+                    raise ValidationError(f"expected a JSON object, got {_kind(item)}")
+                if item.get("type") == "entity":
+                    name, entity_type, observations = _entity(item, "")
+                    entities.setdefault(name, (entity_type, observations))
+                elif item.get("type") == "relation":
+                    relations.setdefault(_relation(item, ""))
+                else:
+                    raise ValidationError('type: expected "entity" or "relation"')
+            except (ValidationError, UnicodeDecodeError) as exc:
+                raise ValidationError(f"line {number}: {exc}") from None
+        return self._import(entities, relations)
+
+    def _import(self, entities: dict[str, tuple[str, list[str]]],
+                relations: dict[tuple[str, str, str], None]) -> dict[str, int]:
+        now = time.time()
+        with self._db.write() as conn:
+            stubs = dict(conn.execute("SELECT name, entity_type IS NULL FROM entities"))
+            fresh = [name for name in entities if stubs.get(name, 1)]
+            conn.executemany("INSERT INTO entities(name, entity_type, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                             [(n, entities[n][0], now, now) for n in fresh if n not in stubs])
+            conn.executemany("UPDATE entities SET entity_type = ?, created_at = ?, updated_at = ? WHERE name = ?",
+                             [(entities[n][0], now, now, n) for n in fresh if n in stubs])
+            missing = {name for rel in relations for name in rel[:2]} - stubs.keys() - set(fresh)
+            conn.executemany("INSERT INTO entities(name, entity_type, created_at, updated_at) "
+                             "VALUES (?, NULL, ?, ?)", [(n, now, now) for n in missing])
+            ids = dict(conn.execute("SELECT name, id FROM entities"))
+            conn.executemany("INSERT OR IGNORE INTO observations(entity_id, content) VALUES (?, ?)",
+                             ((ids[n], text) for n in fresh for text in entities[n][1]))
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO relations(from_id, to_id, relation_type) VALUES (?, ?, ?)",
+                             ((ids[f], ids[t], rt) for f, t, rt in relations))
+            created_relations = conn.total_changes - before
+            self._reindex(conn, [ids[n] for n in fresh], fresh=True)
+        return {"entities": len(fresh), "relations": created_relations}
