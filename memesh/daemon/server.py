@@ -241,7 +241,7 @@ class MeshServer(managers.Server):
         try:
             ident, methodname, args, kwds = request
             obj, exposed, _ = id_to_obj[ident]
-            if not isinstance(args, tuple) or not isinstance(kwds, dict):
+            if not isinstance(methodname, str) or not isinstance(args, tuple) or not isinstance(kwds, dict):
                 raise TypeError
         except (ValueError, TypeError, KeyError):
             return ("#ERROR", ProtocolError(f"malformed request {str(request)[:200]!r}"))
