@@ -39,6 +39,7 @@ class Connection:
     peer_uid: int
     opened: float  # wall clock
     client: "Client | None" = None
+    authenticated: bool = False  # set once the handshake is complete and the session entered
 
     def kick(self) -> None:
         """Make the serving thread see EOF (shutdown wakes a blocked read)."""
@@ -177,6 +178,19 @@ class ClientRegistry:
             except Exception:
                 log.exception("releasing state of client %s", client.session)
         self._on_change()
+
+    def kick_unauthenticated(self, deadline: float, now: float | None = None) -> int:
+        """Cut connections still in the handshake ``deadline`` seconds after they opened.
+
+        The per-read timeout alone would let a peer that drips one byte at a time hold a
+        connection (and its thread) for as long as it likes.
+        """
+        now = time.time() if now is None else now
+        with self._lock:
+            late = [c for c in self.connections.values() if not c.authenticated and now - c.opened > deadline]
+        for conn in late:
+            conn.kick()
+        return len(late)
 
     def reap(self, now: float | None = None) -> list[str]:
         """Drop clients that missed their heartbeats; returns their session ids."""

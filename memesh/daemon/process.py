@@ -248,6 +248,7 @@ class Daemon:
                     return
                 self._check_record()
                 self.clients.reap()
+                self.clients.kick_unauthenticated(self.settings.seconds("daemon.auth_timeout"))
 
     def shutdown(self) -> None:
         coordinator = self.coordinator

@@ -198,6 +198,7 @@ class MeshServer(managers.Server):
                 c.send(("#TRACEBACK", f"{funcname!r} is not served by this daemon"))
                 return
             c.send(("#RETURN", None))
+            conn.authenticated = True
             wire.set_timeouts(sock, receive=0, send=SEND_TIMEOUT)
             self.serve_client(c, conn)
         except Exception:
