@@ -56,3 +56,110 @@ def test_an_idle_timeout_never_fires_while_a_client_is_connected(memesh_home):
     assert memesh_home.lifetime_held() and memesh_home.record()["pid"] == pid
     assert mesh.control.ping()
     assert mesh.daemon_pid == pid
+
+
+# --------------------------------------------------------------------------- stop
+
+SLOW_BATCH = 20000  # entities: one create_entities call of this size takes ~1 s here
+
+
+def batch(size: int, prefix: str = "e") -> list[dict]:
+    return [{"name": f"{prefix}{i}", "entityType": "thing", "observations": [f"observation {i}"]} for i in range(size)]
+
+
+class SlowCall(threading.Thread):
+    """A large create_entities in a thread: a real slow call that the daemon tracks in flight.
+
+    (A test-only sleep method would be simpler but would widen the daemon's surface; a big
+    write batch is slow for real and exercises the same in-flight tracking.)"""
+
+    def __init__(self, mesh, size: int):
+        super().__init__(daemon=True)
+        self.mesh, self.size = mesh, size
+        self.result = self.error = None
+        self.seconds = 0.0
+
+    def run(self) -> None:
+        started = time.monotonic()
+        try:
+            self.result = self.mesh.graph.create_entities(batch(self.size))
+        except Exception as exc:
+            self.error = exc
+        self.seconds = time.monotonic() - started
+
+
+def test_stop_lets_an_in_flight_call_finish_then_the_daemon_exits_cleanly(memesh_home):
+    pid = memesh_home.start_daemon()
+    worker = memesh_home.connect(name="worker")
+    watcher = memesh_home.connect(name="watcher")
+    # Twice the slow batch: its reply (some MB) takes a while to deliver, and the stop must
+    # not cut it off once the call itself has returned.
+    call = SlowCall(worker, 2 * SLOW_BATCH)
+    call.start()
+    wait_until(lambda: watcher.control.status()["inflight"] >= 1, 10, "the slow call to be in flight")
+    stop = memesh_home.cli("daemon", "stop")
+    call.join(timeout=30)
+    assert call.error is None, f"the in-flight call failed: {call.error!r}"
+    assert len(call.result) == 2 * SLOW_BATCH
+    assert call.seconds >= 0.3, f"the 'slow' call took only {call.seconds:.2f}s; make the batch bigger"
+    assert stop.returncode == 0, stop.stderr
+    assert f"stopped memesh daemon pid {pid}" in stop.stdout
+    assert stopped_cleanly(memesh_home, pid)
+    last = [line for line in memesh_home.log_text().splitlines() if f"[{pid}] memesh.daemon: daemon" in line][-1]
+    assert "'forced': False" in last and "'inflight': 0" in last
+
+
+def test_stop_force_is_immediate_even_with_a_call_in_flight_and_leaves_nothing_behind(memesh_home):
+    pid = memesh_home.start_daemon()
+    worker = memesh_home.connect(name="worker")
+    watcher = memesh_home.connect(name="watcher")
+    call = SlowCall(worker, 3 * SLOW_BATCH)  # ~3 s of work
+    call.start()
+    wait_until(lambda: watcher.control.status()["inflight"] >= 1, 10, "the slow call to be in flight")
+    started = time.monotonic()
+    stop = memesh_home.cli("daemon", "stop", "--force")
+    took = time.monotonic() - started
+    assert stop.returncode == 0, stop.stderr
+    assert not memesh_home.lifetime_held()
+    assert took < 1.5, f"stop --force took {took:.2f}s"
+    call.join(timeout=30)
+    assert isinstance(call.error, OutcomeUnknown), f"the interrupted write should be reported as of unknown outcome, got {call.error!r}"
+    assert memesh_home.leftovers() == []
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_stop_force_succeeds_every_time_however_fast_the_daemon_leaves(memesh_home):
+    """The daemon may go before its answer to ``stop`` is sent; the CLI must not call that a failure."""
+    for _ in range(4):
+        pid = memesh_home.start_daemon()
+        stop = memesh_home.cli("daemon", "stop", "--force")
+        assert (stop.returncode, stop.stderr) == (0, ""), f"stop --force of pid {pid} failed"
+        assert not memesh_home.lifetime_held() and memesh_home.leftovers() == []
+
+
+def test_stop_when_no_daemon_runs_says_so_and_succeeds(memesh_home):
+    stop = memesh_home.cli("daemon", "stop")
+    assert stop.returncode == 0
+    assert "no memesh daemon was running" in stop.stdout
+
+
+# --------------------------------------------------------------------------- restart / upgrade
+
+
+@pytest.mark.parametrize("command", ["restart", "upgrade"])
+def test_restart_and_upgrade_bring_a_new_daemon_that_a_connected_client_uses_without_error(memesh_home, command):
+    old = memesh_home.start_daemon()
+    mesh = memesh_home.connect(name="window")
+    assert mesh.graph.create_entities(batch(1, "before")) != []
+    done = memesh_home.cli("daemon", command)
+    assert done.returncode == 0, done.stderr
+    new = memesh_home.record()["pid"]
+    assert new != old
+    assert str(old) in done.stdout and str(new) in done.stdout
+    # The next calls of the already-connected client go to the new daemon, a write first.
+    assert mesh.graph.create_entities(batch(1, "after")) == batch(1, "after")
+    assert mesh.control.ping()
+    assert mesh.daemon_pid == new
+    assert {e["name"] for e in mesh.graph.open_nodes(["before0", "after0"])["entities"]} == {"before0", "after0"}
+    assert [p.pid for p in memesh_home.daemons()] == [new]
+    assert f"[{old}] memesh.daemon: daemon" in memesh_home.log_text()
