@@ -41,11 +41,16 @@ class Connection:
     client: "Client | None" = None
     authenticated: bool = False  # set once the handshake is complete and the session entered
 
-    def kick(self) -> None:
-        """Make the serving thread see EOF (shutdown wakes a blocked read)."""
+    def kick(self, how: int = socket.SHUT_RDWR) -> None:
+        """Make the serving thread see EOF (shutdown wakes a blocked read).
+
+        With ``SHUT_RD`` requests already queued on the socket are still read and
+        answered first, and the peer's further sends fail at once (EPIPE), so a client
+        never has to guess whether a request it sent was seen.
+        """
         if self.sock is not None:
             try:
-                self.sock.shutdown(socket.SHUT_RDWR)
+                self.sock.shutdown(how)
             except OSError:
                 pass
 
@@ -209,8 +214,8 @@ class ClientRegistry:
         with self._lock:
             return sum(1 for c in self.clients.values() if c.kind not in kinds_excluded)
 
-    def kick_all(self) -> None:
+    def kick_all(self, how: int = socket.SHUT_RDWR) -> None:
         with self._lock:
             conns = list(self.connections.values())
         for conn in conns:
-            conn.kick()
+            conn.kick(how)

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from multiprocessing import connection as mpc
 from multiprocessing import managers, process
 from traceback import format_exc
@@ -39,6 +40,7 @@ ACCEPT_POLL = 0.5  # seconds between checks of the stop flag while idle in accep
 SEND_TIMEOUT = 30.0  # a client that stops reading must not pin a server thread forever
 EMFILE_BACKOFF = (0.05, 1.0)  # first and longest pause when out of file descriptors
 HANDSHAKE_MAX = 4096  # the accept_connection request is tiny
+CLOSE_GRACE = 1.0  # seconds for serving threads to answer queued requests at shutdown
 
 #: typeid -> (exposed methods, tracked as in-flight work?). Control calls are never
 #: refused while draining; the mcp host tracks its requests itself (asynchronously).
@@ -120,8 +122,13 @@ class MeshServer(managers.Server):
         self._accept_thread = threading.Thread(target=self.accepter, name="mesh-accept", daemon=True)
         self._accept_thread.start()
 
-    def close(self) -> None:
-        """Stop accepting, cut every connection, and unlink the socket if it is still ours."""
+    def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Stop accepting, answer what is already queued, cut every connection, unlink our socket.
+
+        Connections are first shut for reading only: each serving thread still answers
+        the requests already in its socket (tracked work with DaemonDraining), then
+        sees EOF. Only stragglers are cut hard after ``grace`` seconds.
+        """
         self.stop_event.set()
         try:
             # shutdown() wakes an accept() blocked in another thread (Linux); close() alone
@@ -140,6 +147,10 @@ class MeshServer(managers.Server):
                 os.unlink(self.address)
             except OSError:
                 pass
+        self.clients.kick_all(socket.SHUT_RD)
+        deadline = time.monotonic() + grace
+        while self.clients.connection_count and time.monotonic() < deadline:
+            time.sleep(0.005)  # serving threads finish their queued requests, then see EOF
         self.clients.kick_all()
 
     # -- accept loop -----------------------------------------------------------------
@@ -217,7 +228,7 @@ class MeshServer(managers.Server):
         send = c.send
         id_to_obj = self.id_to_obj
         coordinator = self.coordinator
-        while not self.stop_event.is_set():
+        while True:  # ends at EOF: close() shuts reads so queued requests are answered first
             try:
                 request = wire.read_object(fd, self.max_bytes)
             except MessageTooLarge as exc:

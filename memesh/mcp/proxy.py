@@ -148,7 +148,7 @@ class Proxy:
         self.submit_ch = self.poll_ch = None
         self.sid = ""
         self.closing = False
-        self.unavailable_since: float | None = None
+        self._reconnecting = False
 
     # -- output ------------------------------------------------------------------------
     def write(self, line: str) -> None:
@@ -168,7 +168,12 @@ class Proxy:
                 if key in self.swallow:
                     self.swallow.discard(key)
                     return
-                self.pending.pop(key, None)
+                if self.pending.pop(key, None) is None:
+                    # Already answered (a read-only request resent after a reconnect while
+                    # the old daemon's answer was still on its way) or cancelled: one
+                    # answer per request, never two.
+                    log.debug("dropping a second answer to id %s", key)
+                    return
                 self._state.notify_all()
         self.write(line)
 
@@ -186,7 +191,6 @@ class Proxy:
             self.submit_ch, self.poll_ch, self.sid = submit_ch, poll_ch, sid
             self.read_only_tools = frozenset(info.get("readOnlyTools") or ())
             self.gen += 1
-            self.unavailable_since = None
             self._state.notify_all()
 
     def current(self):
@@ -194,62 +198,85 @@ class Proxy:
             return self.submit_ch, self.poll_ch, self.sid, self.gen
 
     def reconnect(self, failed_gen: int) -> None:
-        """Replace a lost session (once per generation, whoever notices first)."""
+        """Replace a lost session. Single-flight: whoever notices first reconnects and
+        restores the session; everyone else waits for it, then retries on the new one."""
         with self._state:
             if failed_gen != self.gen or self.closing:
                 return
+            if self._reconnecting:
+                while self._reconnecting and not self.closing:
+                    self._state.wait(0.5)
+                return
+            self._reconnecting = True
             old = (self.submit_ch, self.poll_ch)
             self.submit_ch = self.poll_ch = None
-        for channel in old:
-            if channel is not None:
-                channel.close()
-        started = time.monotonic()
-        attempt = 0
-        while not self.closing:
-            try:
-                self.connect()
-                break
-            except (MemeshError, OSError, EOFError) as exc:
-                log.warning("daemon unavailable (%s); retrying", exc)
+        try:
+            for channel in old:
+                if channel is not None:
+                    channel.close()
+            started = time.monotonic()
+            attempt = 0
+            while not self.closing:
+                try:
+                    self.connect()
+                    if self._restore():
+                        break
+                except (MemeshError, OSError, EOFError) as exc:
+                    log.warning("daemon unavailable (%s); retrying", exc)
                 if time.monotonic() - started > RECONNECT_BUDGET:
-                    self.fail_waiting(f"the memesh daemon is unavailable: {exc}")
+                    self.fail_waiting("the memesh daemon is unavailable; retry in a moment")
                     started = time.monotonic()
                 from memesh.backoff import next_delay
 
                 time.sleep(next_delay(attempt))
                 attempt += 1
-        else:
-            return
-        self.replay()
+        finally:
+            with self._state:
+                self._reconnecting = False
+                self._state.notify_all()
+        self.settle()
 
-    def replay(self) -> None:
-        """On a new session: re-initialise, restore state, resend or answer what was in flight."""
+    def _restore(self) -> bool:
+        """Replay initialize/initialized and session state on the new session (answers swallowed)."""
+        with self._state:
+            submit_ch, sid = self.submit_ch, self.sid
+            lines = [line for line in (self.init_line, self.initialized_line, *self.state_lines) if line is not None]
+            for line in lines:
+                msg = peek(line)
+                if msg is not None and "id" in msg and msg.get("method") is not None:
+                    self.swallow.add(id_key(msg["id"]))
+        try:
+            for line in lines:
+                submit_ch.call("mcp", "submit", (sid, line.decode("utf-8", "replace")), timeout=30.0)
+        except (MemeshError, OSError, EOFError) as exc:
+            log.warning("could not restore the session on the new daemon (%s); retrying", exc)
+            with self._state:
+                channels = (self.submit_ch, self.poll_ch)
+                self.submit_ch = self.poll_ch = None
+            for channel in channels:
+                if channel is not None:
+                    channel.close()
+            return False
+        return True
+
+    def settle(self) -> None:
+        """Requests a lost session may have run: resend the read-only ones, answer the rest.
+
+        Entries still being submitted by their own thread (gen -1) are that thread's
+        business; entries being resent are claimed (gen -2) so no one sends them twice.
+        """
         with self._state:
             gen = self.gen
-            replays = []
-            if self.init_line is not None:
-                msg = peek(self.init_line)
-                if msg is not None and "id" in msg:
-                    self.swallow.add(id_key(msg["id"]))
-                replays.append(self.init_line)
-            if self.initialized_line is not None:
-                replays.append(self.initialized_line)
-            for line in self.state_lines:
-                msg = peek(line)
-                if msg is not None and "id" in msg:
-                    self.swallow.add(id_key(msg["id"]))
-                replays.append(line)
             resend, unknown = [], []
             for key, entry in self.pending.items():
-                if entry.gen >= gen:
-                    continue
-                if entry.gen == -1 or entry.read_only:
-                    resend.append(entry)
-                else:
-                    unknown.append(key)
-        for line in replays:
-            self._submit(line, None)
+                if 0 <= entry.gen < gen:
+                    if entry.read_only:
+                        entry.gen = -2
+                        resend.append(entry)
+                    else:
+                        unknown.append(key)
         for key in unknown:
+            log.warning("request %s was in flight when the daemon went away; its outcome is unknown", key)
             self.answer(key, OUTCOME_UNKNOWN, "the memesh daemon restarted before answering; this request may or may not have taken effect — check before repeating it")
         for entry in resend:
             self._submit(entry.line, entry)
@@ -306,9 +333,11 @@ class Proxy:
                 self.reconnect(gen)  # not taken: resend to the next daemon
                 continue
             except ChannelBroken as exc:
+                log.info("submit failed (sent=%s): %s", exc.sent, exc)
                 if entry is not None and exc.sent:
-                    entry.gen = gen  # maybe taken: replay() resends it only if read-only
+                    entry.gen = gen  # maybe taken: settle() resends it only if read-only
                     self.reconnect(gen)
+                    self.settle()  # in case another thread had already reconnected
                     return
                 self.reconnect(gen)
                 continue

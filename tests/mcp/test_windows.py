@@ -1,0 +1,193 @@
+"""Many Claude Code windows on one daemon: shared state, no lost writes, surviving crashes,
+restarts and upgrades without the windows noticing.
+
+Every window is a real ``memesh`` process (``python -m memesh``) on pipes; the daemon is
+real; teardown kills windows by process group and the daemon by verified pid.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.mcp.stdio_driver import StdioServer
+from tests.support import wait_until
+
+WINDOW_ARGV = [sys.executable, "-m", "memesh"]
+
+
+@pytest.fixture
+def open_window(memesh_home):
+    windows: list[StdioServer] = []
+
+    def open_(standalone: bool = False) -> StdioServer:
+        env = dict(memesh_home.env)
+        if standalone:
+            env["MEMESH_DISABLE_DAEMON"] = "1"
+        window = StdioServer(WINDOW_ARGV, env)
+        windows.append(window)
+        window.initialize()
+        return window
+
+    try:
+        yield open_
+    finally:
+        for window in windows:
+            window.kill()
+
+
+def names_in_graph(window: StdioServer) -> list[str]:
+    names, cursor = [], None
+    while True:
+        args = {"limit": 1000} if cursor is None else {"limit": 1000, "cursor": cursor}
+        result = window.call("read_graph", args)
+        page = result["structuredContent"]
+        names += [e["name"] for e in page["entities"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return names
+
+
+def test_an_entity_created_in_one_window_is_found_by_search_in_another(memesh_home, open_window):
+    first, second = open_window(), open_window()
+    first.call("create_entities", {"entities": [{"name": "Shared Fact", "entityType": "note", "observations": ["windows share one graph"]}]})
+    found = second.call("search_nodes", {"query": "share graph"})["structuredContent"]
+    assert [e["name"] for e in found["entities"]] == ["Shared Fact"]
+    assert len(memesh_home.daemons()) == 1
+
+
+def _create_many(window: StdioServer, prefix: str, count: int, errors: list) -> None:
+    ids = [window.start("tools/call", {"name": "create_entities", "arguments": {"entities": [
+        {"name": f"{prefix}-{i}", "entityType": "load", "observations": [f"item {i}"]}]}}) for i in range(count)]
+    for request_id in ids:
+        reply = window.reply(request_id, timeout=60)
+        if "error" in reply or reply["result"].get("isError"):
+            errors.append(reply)
+
+
+@pytest.mark.parametrize("standalone_windows", [0, 4], ids=["8-proxied", "4-standalone-4-proxied"])
+def test_eight_windows_creating_500_entities_each_at_once_lose_and_duplicate_nothing(open_window, standalone_windows):
+    windows = [open_window(standalone=i < standalone_windows) for i in range(8)]
+    errors: list = []
+    threads = [threading.Thread(target=_create_many, args=(w, f"w{i}", 500, errors)) for i, w in enumerate(windows)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    names = names_in_graph(windows[-1])
+    assert len(names) == 4000
+    assert sorted(names) == sorted(f"w{i}-{j}" for i in range(8) for j in range(500))
+
+
+class Caller(threading.Thread):
+    """A window that keeps calling (a write, then a read) until told to stop."""
+
+    def __init__(self, window: StdioServer, prefix: str):
+        super().__init__(daemon=True)
+        self.window = window
+        self.prefix = prefix
+        self.stop = threading.Event()
+        self.acked: list[str] = []
+        self.unknown: list[str] = []
+        self.errors: list[dict] = []
+        self.ids: list = []
+        self.replies_at: list[float] = []
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            name = f"{self.prefix}-{i}"
+            i += 1
+            rid = self.window.start("tools/call", {"name": "create_entities", "arguments": {"entities": [
+                {"name": name, "entityType": "loop", "observations": []}]}})
+            self.ids.append(rid)
+            reply = self.window.reply(rid, timeout=30)
+            self.replies_at.append(time.monotonic())
+            if "error" in reply:
+                (self.unknown if reply["error"]["code"] == -31001 else self.errors).append(name if reply["error"]["code"] == -31001 else reply)
+            elif reply["result"].get("isError"):
+                self.errors.append(reply)
+            else:
+                self.acked.append(name)
+            rid = self.window.start("tools/call", {"name": "open_nodes", "arguments": {"names": [name]}})
+            self.ids.append(rid)
+            reply = self.window.reply(rid, timeout=30)
+            self.replies_at.append(time.monotonic())
+            if "error" in reply or reply["result"].get("isError"):
+                self.errors.append(reply)
+
+
+def _every_request_answered_once(caller: Caller) -> None:
+    for rid in caller.ids:
+        assert len(caller.window.replies_to(rid)) == 1, rid
+
+
+def test_killing_the_daemon_mid_traffic_answers_every_request_once_and_loses_no_acknowledged_write(memesh_home, open_window):
+    windows = [open_window() for _ in range(4)]
+    callers = [Caller(w, f"k{i}") for i, w in enumerate(windows)]
+    for caller in callers:
+        caller.start()
+    wait_until(lambda: all(len(c.acked) >= 20 for c in callers), 30, "traffic from every window")
+    old_pid = memesh_home.record()["pid"]
+    os.kill(old_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_until(lambda: (memesh_home.record() or {}).get("pid") not in (None, old_pid), 10, "a new daemon")
+    # Every window is working again within 2 s of the kill: it has received a reply since.
+    wait_until(lambda: all(c.replies_at and c.replies_at[-1] > killed_at for c in callers), 2.0, "every window answered after the kill")
+    counts = [len(c.acked) for c in callers]
+    wait_until(lambda: all(len(c.acked) > n + 5 for c, n in zip(callers, counts)), 10, "windows to keep writing")
+    for caller in callers:
+        caller.stop.set()
+    for caller in callers:
+        caller.join(timeout=30)
+        assert not caller.is_alive()
+    for caller in callers:
+        assert caller.errors == [], caller.errors[:3]
+        _every_request_answered_once(caller)
+    present = set(names_in_graph(windows[0]))
+    for caller in callers:
+        assert set(caller.acked) <= present
+    assert len(memesh_home.daemons()) == 1
+
+
+@pytest.mark.parametrize("command", ["restart", "upgrade"])
+def test_restart_and_upgrade_under_load_give_windows_zero_errors(memesh_home, open_window, command):
+    windows = [open_window() for _ in range(4)]
+    callers = [Caller(w, f"{command}{i}") for i, w in enumerate(windows)]
+    for caller in callers:
+        caller.start()
+    wait_until(lambda: all(len(c.acked) >= 10 for c in callers), 30, "traffic from every window")
+    old_pid = memesh_home.record()["pid"]
+    done = memesh_home.cli("daemon", command)
+    assert done.returncode == 0, done.stderr
+    new_pid = memesh_home.record()["pid"]
+    assert new_pid != old_pid
+    counts = [len(c.acked) for c in callers]
+    wait_until(lambda: all(len(c.acked) > n + 5 for c, n in zip(callers, counts)), 15, "windows to keep writing on the new daemon")
+    for caller in callers:
+        caller.stop.set()
+    for caller in callers:
+        caller.join(timeout=30)
+    for caller in callers:
+        assert caller.errors == [] and caller.unknown == [], (caller.errors[:3], caller.unknown[:3], caller.window.stderr_text[-3000:])
+        _every_request_answered_once(caller)
+    present = set(names_in_graph(windows[0]))
+    for caller in callers:
+        assert set(caller.acked) <= present
+    assert [p.pid for p in memesh_home.daemons()] == [new_pid]
+
+
+def test_closing_a_window_never_stops_the_daemon(memesh_home, open_window):
+    first = open_window()
+    pid = memesh_home.record()["pid"]
+    first.close_stdin()
+    assert first.proc.wait(timeout=2) == 0
+    second = open_window()
+    assert second.call("read_graph")["structuredContent"] == {"entities": [], "relations": []}
+    assert memesh_home.record()["pid"] == pid
