@@ -82,7 +82,7 @@ def parse_record(data: bytes | str | None) -> LockRecord | None:
         return None
     try:
         raw = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…" deeper than the parser goes
         return None
     if not isinstance(raw, dict):
         return None
@@ -263,6 +263,6 @@ def lifetime_held(path: pathlib.Path) -> bool:
 def read_holder(path: pathlib.Path) -> dict:
     try:
         raw = json.loads(path.read_bytes() or b"{}")
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return raw if isinstance(raw, dict) else {}
