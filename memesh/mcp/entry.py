@@ -28,4 +28,7 @@ def run() -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="memesh %(levelname)s %(name)s: %(message)s")
     from memesh.mcp.proxy import serve
 
-    return serve(settings, reader)
+    try:
+        return serve(settings, reader)
+    except KeyboardInterrupt:
+        return 0  # clients stop their servers with SIGINT; that is a normal end, not a crash
