@@ -1,0 +1,84 @@
+"""MCP resources: read-only documents a client can list, read and (handshake era) watch.
+
+A :class:`Resource` names its URI, the services it needs, the event topic that means it
+changed (sessions turn that topic into ``notifications/resources/updated`` for
+subscribers) and a reader returning its text. :data:`RESOURCES` is the registry; a later
+resource (the A2A inbox) is one more entry.
+
+Wire shapes::
+
+    resources/list  -> {"resources": [{"uri", "name", "title", "description", "mimeType"}]}
+    resources/read  -> {"contents": [{"uri", "mimeType", "text"}]}
+
+``memesh://graph`` is the graph's first page (the same page ``read_graph`` returns, with
+``nextCursor`` when there is more) preceded by the graph's counts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+from memesh.mcp.events import GRAPH
+
+GRAPH_URI = "memesh://graph"
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    uri: str
+    name: str
+    title: str
+    description: str
+    mime_type: str
+    reader: Callable[[Any], str]
+    requires: tuple[str, ...] = ()
+    topic: str | None = None
+
+    def available(self, services: Any) -> bool:
+        return all(getattr(services, name, None) is not None for name in self.requires)
+
+    def definition(self) -> dict[str, Any]:
+        return {"uri": self.uri, "name": self.name, "title": self.title,
+                "description": self.description, "mimeType": self.mime_type}
+
+
+def _read_graph(services: Any) -> str:
+    graph = services.graph
+    document: dict[str, Any] = {}
+    stats = getattr(graph, "stats", None)
+    if callable(stats):
+        document["counts"] = stats()
+    document.update(graph.read_graph())
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource(
+        uri=GRAPH_URI,
+        name="graph",
+        title="Knowledge graph",
+        description="Counts of the shared knowledge graph and its first page of entities and "
+                    "relations as JSON; use the read_graph tool with its cursor for the rest.",
+        mime_type="application/json",
+        reader=_read_graph,
+        requires=("graph",),
+        topic=GRAPH,
+    ),
+)
+
+
+def available(services: Any) -> list[Resource]:
+    """The resources these services can serve, in listing order."""
+    return [r for r in RESOURCES if r.available(services)]
+
+
+def find(services: Any, uri: str) -> Resource | None:
+    """The resource at ``uri``, or None if there is none (or its services are absent)."""
+    return next((r for r in available(services) if r.uri == uri), None)
+
+
+def read(resource: Resource, services: Any) -> dict[str, Any]:
+    """The ``resources/read`` result for ``resource``."""
+    return {"contents": [{"uri": resource.uri, "mimeType": resource.mime_type, "text": resource.reader(services)}]}
