@@ -30,6 +30,8 @@ setup(
         "pyyaml>=6.0",
         "argh>=0.30",
         "colorlog>=6.7",
+        # Progress bars for `memesh graph import` on a terminal (not hand-drawn).
+        "tqdm>=4.60",
     ],
     extras_require={"test": TEST_REQUIRES},
     entry_points={"console_scripts": ["memesh=memesh.cli.main:main"]},

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 def build_parser():
     import argh
 
-    from memesh.cli import config_cmds, daemon_cmds
+    from memesh.cli import config_cmds, daemon_cmds, graph_cmds, shell_cmds
 
     parser = argh.ArghParser(prog="memesh", description="One shared memory daemon (MCP, knowledge graph) for all your AI coding sessions.")
     parser.add_commands(
@@ -42,6 +42,12 @@ def build_parser():
         group_name="daemon",
         group_kwargs={"help": "inspect and control the shared daemon", "title": "daemon commands"},
     )
+    parser.add_commands(
+        graph_cmds.COMMANDS,
+        group_name="graph",
+        group_kwargs={"help": "import or export the knowledge graph (JSONL)", "title": "graph commands"},
+    )
+    parser.add_commands(shell_cmds.COMMANDS)
     parser.add_commands(
         config_cmds.COMMANDS,
         group_name="config",

@@ -1,0 +1,41 @@
+"""`memesh shell` and `memesh.connect()` from other processes see a window's writes live."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.mcp.stdio_driver import StdioServer
+
+ENTITY = {"name": "Live Fact", "entityType": "note", "observations": ["written by a window"]}
+
+
+def test_shell_and_a_separate_python_process_see_a_windows_write(memesh_home):
+    window = StdioServer([sys.executable, "-m", "memesh"], memesh_home.env)
+    try:
+        window.initialize()
+        window.call("create_entities", {"entities": [ENTITY]})
+        script = "hits = graph.search_nodes('written window')\nprint('HITS', [e['name'] for e in hits['entities']])\nprint('PID', control.status()['pid'])\n"
+        shell = subprocess.run([sys.executable, "-m", "memesh", "shell", "--plain"], input=script, env=memesh_home.env,
+                               capture_output=True, text=True, timeout=30)
+        assert shell.returncode == 0, shell.stderr
+        assert "HITS ['Live Fact']" in shell.stdout
+        assert f"PID {memesh_home.record()['pid']}" in shell.stdout
+        assert "connected to the memesh daemon" in shell.stderr
+
+        other = memesh_home.popen_python(
+            "import memesh\nm = memesh.connect()\nprint([e['name'] for e in m.graph.open_nodes(['Live Fact'])['entities']])\nm.close()\n")
+        out, err = other.communicate(timeout=30)
+        assert other.returncode == 0, err
+        assert out.strip() == "['Live Fact']"
+    finally:
+        window.kill()
+
+
+def test_shell_in_standalone_mode_works_on_the_database_and_says_so(memesh_home):
+    env = {**memesh_home.env, "MEMESH_DISABLE_DAEMON": "1"}
+    script = "graph.create_entities([{'name': 'Solo', 'entityType': 't', 'observations': []}])\nprint('N', len(graph.read_graph()['entities']))\n"
+    shell = subprocess.run([sys.executable, "-m", "memesh", "shell", "--plain"], input=script, env=env, capture_output=True, text=True, timeout=30)
+    assert shell.returncode == 0, shell.stderr
+    assert "N 1" in shell.stdout
+    assert "standalone" in shell.stderr
+    assert memesh_home.record() is None and memesh_home.daemons() == []
