@@ -33,7 +33,7 @@ from memesh.config import Settings, load_settings
 from memesh.daemon import lock as lockmod
 from memesh.daemon.clients import ClientRegistry
 from memesh.daemon.control import Control
-from memesh.daemon.server import MeshServer
+from memesh.daemon.server import CLOSE_GRACE, MeshServer
 from memesh.daemon.shutdown import DRAINING, RUNNING, STOPPED, ShutdownCoordinator
 from memesh.logsetup import configure_daemon
 from memesh.paths import ensure_layout, paths_for, write_private
@@ -67,6 +67,7 @@ class Daemon:
         self._record: lockmod.LockRecord | None = None
         self._published_count = -1
         self._signals: list[int] = []
+        self.abandoned = 0  # calls still running when a forced stop closed the server
 
     # -- helpers used by Control -------------------------------------------------------
     def _wake(self) -> None:
@@ -273,12 +274,21 @@ class Daemon:
     def close(self) -> None:
         """Release everything; the lifetime lock last."""
         if self.server is not None:
-            self.server.close()
-        for closer in reversed(self._closers):
-            try:
-                closer()
-            except Exception:
-                log.exception("closing a shared object")
+            # Forced (stop --force, or the drain deadline passed): no grace for calls still
+            # running; their clients learn the outcome is unknown.
+            self.server.close(grace=0.0 if self.coordinator.forced else CLOSE_GRACE)
+        self.abandoned = self.coordinator.inflight
+        if self.abandoned:
+            # Closing the database under a thread that is still using it crashes SQLite
+            # (SIGSEGV). The process exits at once instead (see main); the kernel closes
+            # the files and SQLite rolls the unfinished transactions back.
+            log.warning("%d call(s) still running at a forced stop; abandoning them", self.abandoned)
+        else:
+            for closer in reversed(self._closers):
+                try:
+                    closer()
+                except Exception:
+                    log.exception("closing a shared object")
         if self.lifetime.held:
             lockmod.remove_record_if(self.paths.record, self.instance_id)
             try:
@@ -334,6 +344,11 @@ def main() -> int:
         log.exception("daemon main loop failed")
         daemon.coordinator.request_stop("internal error", force=True)
     daemon.shutdown()
+    if daemon.abandoned:
+        # Abandoned calls still run in their threads; an orderly interpreter exit would
+        # wait for them or pull the database from under them. Everything is released.
+        logging.shutdown()
+        os._exit(0)
     return 0
 
 

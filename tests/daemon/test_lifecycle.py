@@ -128,6 +128,35 @@ def test_stop_force_is_immediate_even_with_a_call_in_flight_and_leaves_nothing_b
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
+def run_in_foreground(home):
+    """``memesh daemon run``: the same daemon, but our child, so its exit status is ours to see."""
+    proc = home.popen_cli("daemon", "run")
+    wait_until(lambda: (home.record() or {}).get("pid") == proc.pid or proc.poll() is not None, 10,
+               "the foreground daemon to publish its record")
+    assert proc.poll() is None, proc.stderr.read()
+    return proc
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["graceful", "forced"])
+def test_a_daemon_stopped_with_a_call_in_flight_exits_with_status_0(memesh_home, force):
+    daemon = run_in_foreground(memesh_home)
+    worker = memesh_home.connect(name="worker")
+    watcher = memesh_home.connect(name="watcher")
+    call = SlowCall(worker, SLOW_BATCH)
+    call.start()
+    wait_until(lambda: watcher.control.status()["inflight"] >= 1, 10, "the slow call to be in flight")
+    stop = memesh_home.cli("daemon", "stop", *(["--force"] if force else []))
+    assert stop.returncode == 0, stop.stderr
+    assert daemon.wait(timeout=10) == 0, f"the daemon exited with status {daemon.returncode}"
+    call.join(timeout=30)
+    if force:
+        assert isinstance(call.error, OutcomeUnknown)
+        assert "abandoning them" in memesh_home.log_text()
+    else:
+        assert call.error is None and len(call.result) == SLOW_BATCH
+    assert stopped_cleanly(memesh_home, daemon.pid)
+
+
 def test_stop_force_succeeds_every_time_however_fast_the_daemon_leaves(memesh_home):
     """The daemon may go before its answer to ``stop`` is sent; the CLI must not call that a failure."""
     for _ in range(4):
