@@ -24,7 +24,7 @@ import sys
 import time
 
 from memesh.backoff import backoff_delay
-from memesh.config import Settings
+from memesh.config import SOURCE_DEFAULT, Settings, env_name
 from memesh.daemon import lock as lockmod
 from memesh.daemon.channel import Channel, HelloTimeout
 from memesh.errors import DaemonDraining, DaemonStartError, DaemonUnreachable
@@ -48,6 +48,20 @@ def log_tail(paths: Paths, lines: int = LOG_TAIL_LINES) -> str:
     except OSError:
         return "(no daemon log yet)"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment that gives a spawned daemon this process's settings.
+
+    The daemon builds its settings again from its environment and files; every value
+    that is not a default (from a file, a variable or a flag, or from a mapping given to
+    ``load_settings``) is passed as its ``MEMESH_*`` variable so none is lost.
+    """
+    env = {}
+    for key, value in settings.values.items():
+        if settings.sources[key] != SOURCE_DEFAULT:
+            env[env_name(key)] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return env
 
 
 def socket_candidates(paths: Paths) -> list[str]:
@@ -133,6 +147,7 @@ def spawn_daemon(settings: Settings, paths: Paths) -> str:
     ensure_layout(paths)
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
+    env.update(settings_environment(settings))
     env[READY_FD_ENV] = str(write_fd)
     env[DAEMONIZE_ENV] = "1"
     env["MEMESH_HOME"] = str(paths.home)

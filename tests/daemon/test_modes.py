@@ -62,3 +62,16 @@ def test_disable_daemon_set_to_zero_keeps_daemon_mode(memesh_home):
     assert proc.returncode == 0, err
     assert out.strip() == "daemon"
     assert memesh_home.lifetime_held() and len(memesh_home.daemons()) == 1
+
+
+def test_a_daemon_started_by_connect_runs_with_the_settings_it_was_given(memesh_home):
+    """Settings built from a mapping (or flags), not from this process's environment,
+    still reach the daemon that ``connect`` spawns."""
+    settings = memesh_home.settings(MEMESH_DAEMON_IDLE_TIMEOUT="123456", MEMESH_DAEMON_MAX_CONNECTIONS="77")
+    settings = settings.with_overrides(daemon__heartbeat_interval=4321)
+    assert "MEMESH_DAEMON_IDLE_TIMEOUT" not in __import__("os").environ
+    mesh = memesh_home.connect(settings=settings)
+    assert mesh.control.status()["idleTimeoutMs"] == 123456
+    proc = memesh_home.verified_holder()
+    env = proc.environ()
+    assert env["MEMESH_DAEMON_MAX_CONNECTIONS"] == "77" and env["MEMESH_DAEMON_HEARTBEAT_INTERVAL"] == "4321"
