@@ -32,10 +32,11 @@ from typing import BinaryIO
 
 from memesh.daemon.channel import ChannelBroken
 from memesh.errors import DaemonDraining, MemeshError, NotFound
+from memesh.mcp import jsonrpc
 
 log = logging.getLogger(__name__)
 
-MAX_LINE = 10 * 1024 * 1024  # bytes; a longer stdin line is answered with an error and dropped
+MAX_LINE = jsonrpc.MAX_LINE_BYTES  # a longer stdin line is answered with an error and dropped
 POLL_TIMEOUT = 1.0  # seconds per long-poll; also the proxy's effective heartbeat
 HEARTBEAT = 2.0  # seconds promised to the daemon (it drops us after 3 missed)
 RECONNECT_BUDGET = 30.0  # seconds of reconnect attempts before waiting requests are answered with errors
@@ -43,7 +44,6 @@ EOF_GRACE = 1.0  # seconds to let in-flight answers out after stdin closes (exit
 
 OUTCOME_UNKNOWN = -31001  # application range: outside JSON-RPC's reserved -32768…-32000
 UNAVAILABLE = -31002
-INVALID_REQUEST = -32600
 
 READ_ONLY_METHODS = frozenset({
     "initialize", "ping", "server/discover", "tools/list", "resources/list", "resources/read",
@@ -66,10 +66,6 @@ def peek(line: bytes | str) -> dict | None:
     except (ValueError, UnicodeDecodeError):
         return None
     return msg if isinstance(msg, dict) else None
-
-
-def error_line(msg_id, code: int, message: str) -> str:
-    return json.dumps({"jsonrpc": "2.0", "id": msg_id, "error": {"code": code, "message": message}})
 
 
 class StdinReader(threading.Thread):
@@ -102,13 +98,14 @@ class StdinReader(threading.Thread):
 
 
 class Pending:
-    __slots__ = ("line", "method", "read_only", "gen")
+    __slots__ = ("line", "method", "read_only", "gen", "resent")
 
     def __init__(self, line: bytes, method: str, read_only: bool):
         self.line = line
         self.method = method
         self.read_only = read_only
         self.gen = -1  # generation of the session it was submitted to (-1: not yet)
+        self.resent = False  # sent again after a reconnect: a second answer may follow
 
 
 class LocalChannel:
@@ -140,6 +137,7 @@ class Proxy:
         self._state = threading.Condition()
         self.pending: dict[str, Pending] = {}
         self.swallow: set[str] = set()
+        self.resent: set[str] = set()  # ids answered once after a resend; a late second answer is dropped
         self.init_line: bytes | None = None
         self.initialized_line: bytes | None = None
         self.state_lines: list[bytes] = []
@@ -168,12 +166,14 @@ class Proxy:
                 if key in self.swallow:
                     self.swallow.discard(key)
                     return
-                if self.pending.pop(key, None) is None:
-                    # Already answered (a read-only request resent after a reconnect while
-                    # the old daemon's answer was still on its way) or cancelled: one
-                    # answer per request, never two.
-                    log.debug("dropping a second answer to id %s", key)
+                entry = self.pending.pop(key, None)
+                if entry is None and key in self.resent:
+                    # The second answer to a read-only request that was resent after a
+                    # reconnect while the old daemon's answer was still on its way.
+                    self.resent.discard(key)
                     return
+                if entry is not None and entry.resent:
+                    self.resent.add(key)
                 self._state.notify_all()
         self.write(line)
 
@@ -182,7 +182,7 @@ class Proxy:
             entry = self.pending.pop(key, None)
             self._state.notify_all()
         if entry is not None:
-            self.write(error_line(json.loads(key), code, message))
+            self.write(jsonrpc.dumps(jsonrpc.error(json.loads(key), code, message)))
 
     # -- connection --------------------------------------------------------------------
     def connect(self) -> None:
@@ -272,6 +272,7 @@ class Proxy:
                 if 0 <= entry.gen < gen:
                     if entry.read_only:
                         entry.gen = -2
+                        entry.resent = True
                         resend.append(entry)
                     else:
                         unknown.append(key)
@@ -371,7 +372,7 @@ class Proxy:
             if line is EOF:
                 break
             if line is OVERSIZE:
-                self.write(error_line(None, INVALID_REQUEST, f"message larger than {MAX_LINE} bytes refused"))
+                self.write(jsonrpc.dumps(jsonrpc.oversize_reply()))
                 continue
             self.handle(line)
         return self.finish()
@@ -441,11 +442,11 @@ def local_connector(settings, context: dict):
     return connect
 
 
-def serve(settings, reader: StdinReader, stdout: BinaryIO | None = None) -> int:
-    """Serve one window: through the daemon, or standalone when it is disabled or unusable."""
+def serve(settings, reader: StdinReader, stdout: BinaryIO | None = None, *, standalone: bool = False) -> int:
+    """Serve one window: through the daemon, or standalone when asked, disabled or unusable."""
     stdout = stdout or sys.stdout.buffer
     context = {"cwd": os.getcwd(), "pid": os.getpid()}
-    if settings.daemon_enabled:
+    if settings.daemon_enabled and not standalone:
         proxy = Proxy(reader, stdout, daemon_connector(settings, context), context)
         try:
             proxy.connect()

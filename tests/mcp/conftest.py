@@ -1,9 +1,8 @@
 """Fixtures for the MCP tests.
 
 ``mcp_command`` is the one way end-to-end tests start an MCP server over stdio: it returns
-``(argv, env)``. It serves standalone mode today (a fresh, short ``MEMESH_HOME`` with the
-daemon disabled); it can be parametrized to also go through the daemon proxy, so
-end-to-end tests use nothing else to start a server.
+``(argv, env)`` for the real ``memesh`` command in a fresh, short ``MEMESH_HOME``, once
+standalone and once through the daemon proxy, so every end-to-end test holds in both.
 
 ``mcp_server`` starts that command under :class:`~tests.mcp.stdio_driver.StdioServer`
 and kills it (by process group) in teardown.
@@ -28,17 +27,20 @@ from tests.mcp.stdio_driver import SessionClient, StdioServer
 REPO = str(pathlib.Path(__file__).resolve().parents[2])
 
 
-@pytest.fixture
-def mcp_command(tmp_path):
-    home = tempfile.mkdtemp(prefix="mm", dir="/tmp")
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MEMESH_")}
-    env["MEMESH_HOME"] = home
-    env["MEMESH_DISABLE_DAEMON"] = "1"
+@pytest.fixture(params=["standalone", "proxy"])
+def mcp_command(request, make_home):
+    """``(argv, env)`` of the real ``memesh`` command, in each mode a window can run in.
+
+    standalone: daemon mode disabled, an in-process server. proxy: through the home's
+    daemon, which the first window starts; the ``make_home`` teardown stops it by
+    verified pid.
+    """
+    home = make_home()
+    env = dict(home.env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)
-    try:
-        yield [sys.executable, "-m", "memesh.mcp.standalone"], env
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    if request.param == "standalone":
+        env["MEMESH_DISABLE_DAEMON"] = "1"
+    yield [sys.executable, "-m", "memesh"], env
 
 
 @pytest.fixture
