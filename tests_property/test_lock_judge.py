@@ -8,8 +8,10 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from memesh.daemon.lock import (
+    BUSY,
     HELLO_OK,
     HELLO_REFUSED,
+    HELLO_REJECTED,
     HELLO_TIMEOUT,
     HUNG,
     LIVE,
@@ -24,14 +26,14 @@ from memesh.daemon.lock import (
     parse_record,
 )
 
-VERDICTS = {LIVE, STARTING, STALE, HUNG, UNKNOWN}
+VERDICTS = {LIVE, STARTING, STALE, HUNG, UNKNOWN, BUSY}
 
 facts = st.builds(
     Facts,
     lifetime_held=st.booleans(),
     holder_alive=st.booleans(),
     holder_verified=st.booleans(),
-    hello=st.sampled_from([HELLO_OK, HELLO_TIMEOUT, HELLO_REFUSED]),
+    hello=st.sampled_from([HELLO_OK, HELLO_TIMEOUT, HELLO_REFUSED, HELLO_REJECTED]),
     overdue=st.booleans(),
 )
 
@@ -62,6 +64,12 @@ def test_judge_says_stale_exactly_when_nobody_holds_the_lifetime_lock(f):
 def test_a_daemon_that_answers_its_hello_is_never_replaced(f):
     if f.lifetime_held and f.hello == HELLO_OK:
         assert judge(f) == LIVE
+
+
+@given(facts)
+def test_a_daemon_that_turns_connections_away_is_alive_and_never_killed(f):
+    if f.hello == HELLO_REJECTED:
+        assert judge(f) in ({STALE} if not f.lifetime_held else {STARTING, BUSY})
 
 
 @given(facts)

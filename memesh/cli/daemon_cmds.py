@@ -57,8 +57,9 @@ def probe(settings) -> tuple[int, dict]:
     base = {"home": str(paths.home), "socketPath": str(paths.socket), "lockPath": str(paths.record), "logPath": str(paths.log)}
     if held:
         holder = lockmod.read_holder(paths.lifetime_lock)
-        return EXIT_STALE, {**base, "mode": "unreachable", "pid": holder.get("pid"), "hello": outcome,
-                            "reason": "a daemon holds the lifetime lock but does not answer"}
+        reason = ("a daemon holds the lifetime lock but turns connections away (daemon.max_connections?)"
+                  if outcome == lockmod.HELLO_REJECTED else "a daemon holds the lifetime lock but does not answer")
+        return EXIT_STALE, {**base, "mode": "unreachable", "pid": holder.get("pid"), "hello": outcome, "reason": reason}
     if present:
         return EXIT_STALE, {**base, "mode": "stale", "pid": record.pid if record else None,
                             "reason": "a lock record was left by a daemon that is no longer running; the next start replaces it"}

@@ -38,11 +38,13 @@ STARTING = "starting"  # a daemon holds the lifetime lock but is not answering y
 STALE = "stale"  # nobody holds the lifetime lock: clear what is left and start one
 HUNG = "hung"  # the holder is verifiably ours but does not answer in time: replace it
 UNKNOWN = "unknown"  # someone holds the lock and we cannot tell who: never kill blindly
+BUSY = "busy"  # the daemon is alive but keeps turning our connection away: report, never kill
 
 # Outcomes of the hello attempt that go into Facts.hello.
 HELLO_OK = "ok"
 HELLO_TIMEOUT = "timeout"  # connected, but no answer within the health deadline
-HELLO_REFUSED = "refused"  # no socket, connection refused, authentication failed …
+HELLO_REFUSED = "refused"  # no socket, or nothing listening on it
+HELLO_REJECTED = "rejected"  # a listener closed or failed the handshake: alive (e.g. at its connection cap)
 
 CREATE_TIME_TOLERANCE = 1.0  # seconds; psutil create_time moves with wall-clock steps
 
@@ -137,6 +139,8 @@ def judge(facts: Facts) -> str:
         return STALE
     if facts.hello == HELLO_OK:
         return LIVE
+    if facts.hello == HELLO_REJECTED:  # it answered, if only to say no: never a reason to kill
+        return BUSY if facts.overdue else STARTING
     if facts.hello == HELLO_TIMEOUT or facts.overdue:
         if facts.holder_alive and facts.holder_verified:
             return HUNG

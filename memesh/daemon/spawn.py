@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+from multiprocessing import connection as mpc
 
 from memesh.backoff import backoff_delay
 from memesh.config import SOURCE_DEFAULT, Settings, env_name
@@ -86,11 +87,15 @@ def try_hello(paths: Paths, settings: Settings, info: dict, name: str) -> tuple[
         except HelloTimeout:
             outcome = lockmod.HELLO_TIMEOUT
             continue
-        except (OSError, EOFError, ValueError) as exc:
-            log.debug("hello at %s failed: %r", path, exc)
+        except (EOFError, ConnectionResetError, BrokenPipeError, mpc.AuthenticationError) as exc:
+            # Someone listening closed the handshake (a daemon at its connection cap) or
+            # failed it (the key changed under us): alive and answering, not hung.
+            log.debug("hello at %s rejected: %r", path, exc)
+            if outcome == lockmod.HELLO_REFUSED:
+                outcome = lockmod.HELLO_REJECTED
             continue
-        except Exception as exc:  # AuthenticationError: the key changed under us
-            log.debug("hello at %s refused: %r", path, exc)
+        except (OSError, ValueError) as exc:  # no socket, connection refused
+            log.debug("hello at %s failed: %r", path, exc)
             continue
         try:
             hello = channel.call("control", "hello", (info,), timeout=timeout)
@@ -240,6 +245,11 @@ def ensure_daemon(settings: Settings, paths: Paths, info: dict, *, start: bool =
                     log.debug("spawned daemon: %s", line)
                 elif verdict == lockmod.HUNG:
                     kill_hung(paths, holder)
+                elif verdict == lockmod.BUSY:
+                    raise DaemonUnreachable(
+                        f"the daemon (pid {holder.get('pid', '?')}) is running but turns new connections away; it may be at "
+                        f"daemon.max_connections ({settings['daemon.max_connections']}). Close some clients or raise the limit"
+                    )
                 elif verdict == lockmod.UNKNOWN:
                     raise DaemonUnreachable(
                         f"a process holds {paths.lifetime_lock} but does not answer and cannot be verified as a memesh daemon "

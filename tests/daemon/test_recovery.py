@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from memesh.daemon import lock as lockmod
-from memesh.daemon.lock import HELLO_OK, HELLO_REFUSED, HELLO_TIMEOUT, HUNG, LIVE, STALE, STARTING, UNKNOWN, Facts, judge
+from memesh.daemon.lock import (BUSY, HELLO_OK, HELLO_REFUSED, HELLO_REJECTED, HELLO_TIMEOUT, HUNG, LIVE, STALE, STARTING,
+                                UNKNOWN, Facts, judge)
 from memesh.daemon.channel import Channel
 from tests.support import is_dead, wait_until
 
@@ -201,6 +202,8 @@ def test_a_sigstopped_daemon_is_killed_and_replaced_after_the_health_deadline_an
         (Facts(lifetime_held=True, holder_alive=True, holder_verified=False, hello=HELLO_TIMEOUT), STARTING),
         (Facts(lifetime_held=True, holder_alive=True, holder_verified=False, hello=HELLO_TIMEOUT, overdue=True), UNKNOWN),
         (Facts(lifetime_held=True, holder_alive=False, hello=HELLO_REFUSED, overdue=True), UNKNOWN),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REJECTED), STARTING),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REJECTED, overdue=True), BUSY),
     ],
 )
 def test_judge_examples(facts, verdict):
@@ -209,8 +212,8 @@ def test_judge_examples(facts, verdict):
 
 def test_judge_only_kills_a_verified_holder_that_failed_to_answer():
     for held, alive, verified, hello, overdue in itertools.product(
-        (False, True), (False, True), (False, True), (HELLO_OK, HELLO_TIMEOUT, HELLO_REFUSED), (False, True)
+        (False, True), (False, True), (False, True), (HELLO_OK, HELLO_TIMEOUT, HELLO_REFUSED, HELLO_REJECTED), (False, True)
     ):
         verdict = judge(Facts(held, alive, verified, hello, overdue))
         if verdict == HUNG:
-            assert held and alive and verified and hello != HELLO_OK
+            assert held and alive and verified and hello in (HELLO_TIMEOUT, HELLO_REFUSED)

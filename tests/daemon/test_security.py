@@ -267,3 +267,26 @@ def test_daemons_of_two_homes_run_side_by_side_without_interfering(make_home):
     assert b.control.ping() > 0 and b.daemon_pid == pid_b
     assert second.record()["pid"] == pid_b and second.lifetime_held()
     assert [p.pid for p in second.daemons()] == [pid_b]
+
+
+# --------------------------------------------------------------------------- connection cap
+
+
+def test_connections_over_the_cap_are_refused_without_harming_the_daemon(memesh_home):
+    memesh_home.env["MEMESH_DAEMON_MAX_CONNECTIONS"] = "3"
+    pid = memesh_home.start_daemon()
+    meshes = [memesh_home.connect(name=f"window-{i}") for i in range(3)]
+    wait_until(lambda: meshes[0].control.status()["connections"] == 3, 5, "three connections")
+    with raw_connect(memesh_home) as sock:
+        assert read_until_closed(sock) == b"", "a connection over the cap got a challenge"
+    # A whole client that finds the daemon full gets a clear error; nobody kills the daemon.
+    started = __import__("time").monotonic()
+    done = memesh_home.cli("daemon", "start")
+    assert done.returncode == 4, (done.returncode, done.stderr)
+    assert "max_connections" in done.stderr
+    assert memesh_home.record()["pid"] == pid and memesh_home.verified_holder().pid == pid
+    assert all(mesh.control.ping() for mesh in meshes)
+    meshes[0].close()
+    wait_until(lambda: meshes[1].control.status()["connections"] == 2, 5, "a free slot")
+    assert memesh_home.connect(name="window-3").control.ping()
+    assert "refusing connection" in memesh_home.log_text()
