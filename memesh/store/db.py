@@ -125,9 +125,41 @@ def _add_trigram_index(conn: sqlite3.Connection) -> None:
     conn.execute(search_index_insert("entity_trigram", "1"))
 
 
+# Memories (memesh.store.memory). A memory belongs to one project (a normalised directory
+# path; "" = no project); identical content within a project is one row, found through
+# its hash. memory_fts (rowid = memories.id) is maintained by memesh.store.memory.
+_SCHEMA_V3_MEMORY = """
+CREATE TABLE memories (
+    id           INTEGER PRIMARY KEY,
+    project      TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    importance   REAL,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    UNIQUE (project, content_hash)
+);
+CREATE INDEX memories_project_recent ON memories(project, updated_at, id);
+CREATE INDEX memories_recent ON memories(updated_at, id);
+
+CREATE TABLE memory_tags (
+    memory_id INTEGER NOT NULL REFERENCES memories(id) ON DELETE CASCADE,
+    tag       TEXT NOT NULL,
+    PRIMARY KEY (memory_id, tag)
+) WITHOUT ROWID;
+CREATE INDEX memory_tags_tag ON memory_tags(tag);
+
+CREATE VIRTUAL TABLE memory_fts USING fts5(
+    content, tags,
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+"""
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _SCHEMA_V1),
     (2, _add_trigram_index),
+    (3, _SCHEMA_V3_MEMORY),
 ]
 
 

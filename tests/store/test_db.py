@@ -92,7 +92,7 @@ def test_a_failing_migration_rolls_back_alone_and_leaves_the_previous_version(tm
 
 def test_an_extended_registry_migrates_an_older_file_forward(tmp_path):
     Database(tmp_path / "m.db", migrations=MIGRATIONS[:1]).close()
-    extended = MIGRATIONS + [(len(MIGRATIONS) + 1, "CREATE TABLE memories (id INTEGER PRIMARY KEY)")]
+    extended = MIGRATIONS + [(len(MIGRATIONS) + 1, "CREATE TABLE a_later_feature (id INTEGER PRIMARY KEY)")]
     db = Database(tmp_path / "m.db", migrations=extended)
     assert db.user_version == len(extended)
     assert db.connection().execute("SELECT count(*) FROM entity_trigram").fetchone() == (0,)
