@@ -30,6 +30,7 @@ from memesh.version import REFUSE, UPGRADE, PeerVersion, decide
 READ_ONLY = {
     "control": {"hello", "ping", "heartbeat", "status", "bye"},
     "graph": {"read_graph", "search_nodes", "open_nodes", "stats"},
+    "memory": {"recall", "list", "stats"},
     "mcp": {"poll"},
 }
 MAX_ATTEMPTS = 4
@@ -85,6 +86,7 @@ class Mesh:
         self._connect()
         self.control = SharedObject(self, "control")
         self.graph = SharedObject(self, "graph")
+        self.memory = SharedObject(self, "memory")
 
     @property
     def daemon_pid(self) -> int | None:
@@ -195,17 +197,34 @@ class StandaloneMesh:
         self.paths = paths_for(settings.home)
         self.control = StandaloneControl(settings)
         self._graph = None
+        self._memory = None
+        self._db = None
+
+    def _database(self):
+        if self._db is None:
+            from memesh.paths import ensure_layout
+            from memesh.store.db import Database
+
+            ensure_layout(self.paths)
+            self._db = Database(self.paths.db)
+        return self._db
 
     @property
     def graph(self):
         if self._graph is None:
-            from memesh.paths import ensure_layout
-            from memesh.store.db import Database
             from memesh.store.graph import KnowledgeGraph
 
-            ensure_layout(self.paths)
-            self._graph = KnowledgeGraph(Database(self.paths.db))
+            self._graph = KnowledgeGraph(self._database())
         return self._graph
+
+    @property
+    def memory(self):
+        """The memory store, in-process on the database (no daemon in standalone mode)."""
+        if self._memory is None:
+            from memesh.store.memory import MemoryStore
+
+            self._memory = MemoryStore(self._database())
+        return self._memory
 
     def close(self) -> None:
         pass

@@ -62,6 +62,7 @@ TYPEIDS: dict[str, tuple[tuple[str, ...], bool]] = {
         ),
         True,
     ),
+    "memory": (("remember", "recall", "forget", "list", "stats"), True),
 }
 
 

@@ -28,9 +28,10 @@ def build_services(db_path) -> Services:
     from memesh.mcp.events import EventBus
     from memesh.store.db import Database
     from memesh.store.graph import KnowledgeGraph
+    from memesh.store.memory import MemoryStore
 
     db = Database(db_path)
-    return Services(graph=KnowledgeGraph(db), events=EventBus(), db=db)
+    return Services(graph=KnowledgeGraph(db), events=EventBus(), db=db, memory=MemoryStore(db))
 
 
 def open_local_services(settings: "Settings") -> Services:
@@ -46,6 +47,6 @@ def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]]]:
 
     services = build_services(daemon.paths.db)
     host = McpHost(services, daemon.coordinator, daemon.clients)
-    objects: dict = {"graph": services.graph, "mcp": host}
+    objects: dict = {"graph": services.graph, "memory": services.memory, "mcp": host}
     closers: list[Callable[[], None]] = [services.db.close, host.shutdown]
     return objects, closers

@@ -142,7 +142,7 @@ def templates_list(session: McpSession, call: Call) -> dict[str, Any]:
 
 
 def resources_read(session: McpSession, call: Call) -> dict[str, Any]:
-    return resources.read(_resource(session, call), session.services)
+    return resources.read(_resource(session, call), session.services, session.context)
 
 
 def subscribe(session: McpSession, call: Call) -> dict[str, Any]:

@@ -12,14 +12,17 @@ Wire shapes::
 
 ``memesh://graph`` is the graph's first page (the same page ``read_graph`` returns, with
 ``nextCursor`` when there is more) preceded by the graph's counts.
+``memesh://memory/recent`` is the newest memories of the reading window's project; being
+``contextual``, its reader also gets the window's context (cwd, roots).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from memesh.mcp import memory_tools
 from memesh.mcp.events import GRAPH
 
 GRAPH_URI = "memesh://graph"
@@ -32,9 +35,10 @@ class Resource:
     title: str
     description: str
     mime_type: str
-    reader: Callable[[Any], str]
+    reader: Callable[..., str]
     requires: tuple[str, ...] = ()
     topic: str | None = None
+    contextual: bool = False  # reader(services, context) rather than reader(services)
 
     def available(self, services: Any) -> bool:
         return all(getattr(services, name, None) is not None for name in self.requires)
@@ -66,6 +70,18 @@ RESOURCES: tuple[Resource, ...] = (
         requires=("graph",),
         topic=GRAPH,
     ),
+    Resource(
+        uri=memory_tools.RECENT_URI,
+        name="recent-memories",
+        title="Recent memories",
+        description=f"The {memory_tools.RECENT_COUNT} newest memories of this window's project as "
+                    "JSON; use the recall tool to search them.",
+        mime_type="application/json",
+        reader=memory_tools.read_recent,
+        requires=("memory",),
+        topic=memory_tools.MEMORY,
+        contextual=True,
+    ),
 )
 
 
@@ -79,6 +95,7 @@ def find(services: Any, uri: str) -> Resource | None:
     return next((r for r in available(services) if r.uri == uri), None)
 
 
-def read(resource: Resource, services: Any) -> dict[str, Any]:
-    """The ``resources/read`` result for ``resource``."""
-    return {"contents": [{"uri": resource.uri, "mimeType": resource.mime_type, "text": resource.reader(services)}]}
+def read(resource: Resource, services: Any, context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The ``resources/read`` result for ``resource``, read for the window described by ``context``."""
+    text = resource.reader(services, context or {}) if resource.contextual else resource.reader(services)
+    return {"contents": [{"uri": resource.uri, "mimeType": resource.mime_type, "text": text}]}

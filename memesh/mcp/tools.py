@@ -36,6 +36,7 @@ from memesh.mcp.events import EventBus
 #: Modules whose ``TOOLS`` make up the default registry, in listing order.
 TOOL_MODULES: tuple[str, ...] = (
     "memesh.mcp.graph_tools",
+    "memesh.mcp.memory_tools",
 )
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
