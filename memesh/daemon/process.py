@@ -62,6 +62,7 @@ class Daemon:
         self.server: MeshServer | None = None
         self.services: dict = {}
         self._closers: list = []
+        self._thread_hooks: list = []
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._record: lockmod.LockRecord | None = None
@@ -145,7 +146,7 @@ class Daemon:
         """The shared objects besides control (each module is optional until it lands)."""
         from memesh.daemon.services import open_services
 
-        services, closers = open_services(self)
+        services, closers, self._thread_hooks = open_services(self)
         self._closers.extend(closers)
         return services
 
@@ -184,6 +185,7 @@ class Daemon:
             coordinator=self.coordinator,
             settings=self.settings,
         )
+        self.server.thread_exit_hooks.extend(self._thread_hooks)
         self._record = self._make_record()
         lockmod.publish_record(self.paths.record, self._record)
         self._published_count = self._record.clientCount

@@ -85,6 +85,8 @@ class MeshServer(managers.Server):
         self.max_bytes = settings["daemon.max_message_bytes"] if settings else 10 * 1024 * 1024
         self.max_connections = settings["daemon.max_connections"] if settings else 256
         self.tracked: set[str] = set()
+        #: called in each connection thread as it ends (e.g. closing its SQLite connection)
+        self.thread_exit_hooks: list = []
         for ident, obj in (objects or {}).items():
             if ident not in TYPEIDS:
                 raise ValueError(f"typeid {ident!r} is not registered in TYPEIDS")
@@ -222,6 +224,11 @@ class MeshServer(managers.Server):
                 clientmod.set_current(None)
                 self.clients.close(conn)
             sock.close()
+            for hook in self.thread_exit_hooks:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("releasing per-thread resources")
 
     def serve_client(self, c: mpc.Connection, conn: clientmod.Connection) -> None:
         clientmod.set_current(conn)

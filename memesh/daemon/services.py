@@ -1,7 +1,9 @@
 """The shared objects a daemon serves besides ``control``, opened once at start-up.
 
-``open_services`` returns ``(objects, closers)``: objects keyed by their typeid in
-``server.TYPEIDS``, and the functions that release them at exit (run in reverse order).
+``open_services`` returns ``(objects, closers, thread_hooks)``: objects keyed by their
+typeid in ``server.TYPEIDS``, the functions that release them at exit (run in reverse
+order), and the functions each client connection thread runs as it ends (releasing its
+SQLite connection).
 ``open_local_services`` builds the same services in-process for standalone mode.
 """
 from __future__ import annotations
@@ -42,11 +44,11 @@ def open_local_services(settings: "Settings") -> Services:
     return build_services(paths.db)
 
 
-def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]]]:
+def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]], list[Callable[[], None]]]:
     from memesh.daemon.mcp_host import McpHost
 
     services = build_services(daemon.paths.db)
     host = McpHost(services, daemon.coordinator, daemon.clients)
     objects: dict = {"graph": services.graph, "memory": services.memory, "mcp": host}
     closers: list[Callable[[], None]] = [services.db.close, host.shutdown]
-    return objects, closers
+    return objects, closers, [services.db.release_thread]

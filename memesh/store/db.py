@@ -276,6 +276,20 @@ class Database:
                 conn.close()
         self._connections = alive
 
+    def release_thread(self) -> None:
+        """Close the calling thread's connection now (a thread that is about to end).
+
+        The daemon calls this when a client's connection thread finishes, so a client
+        that vanished holds no SQLite connection or file descriptors afterwards.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._registry_lock:
+            self._connections = [(t, c) for t, c in self._connections if c is not conn]
+        conn.close()
+
     def close(self) -> None:
         """Close every connection this object opened, in all threads. Idempotent.
 
