@@ -60,7 +60,7 @@ class Channel:
         try:
             mpc.answer_challenge(conn, key)
             mpc.deliver_challenge(conn, key)
-            conn.send((None, "accept_connection", (name,), {}))
+            conn.send_bytes(wire.dumps((None, "accept_connection", (name,), {})))
             kind, result = conn.recv()
             if kind != "#RETURN":
                 raise RemoteError(f"the daemon refused the session: {result}")
@@ -86,7 +86,11 @@ class Channel:
                 if timeout != self._timeout:
                     wire.set_timeouts(self._conn.fileno(), receive=timeout, send=timeout)
                     self._timeout = timeout
-                self._conn.send((ident, method, tuple(args), kwargs or {}))
+                # Pickled to bytes first: Connection.send() hands a memoryview of a BytesIO
+                # down to the write, and when that write fails (the daemon went away) the
+                # traceback keeps it in a reference cycle that crashes the garbage
+                # collector of CPython 3.12.1 (gh-111049). Bytes carry no such buffer.
+                self._conn.send_bytes(wire.dumps((ident, method, tuple(args), kwargs or {})))
                 sent = True
                 kind, result = self._conn.recv()
             except BaseException as exc:
