@@ -191,3 +191,14 @@ def test_closing_a_window_never_stops_the_daemon(memesh_home, open_window):
     second = open_window()
     assert second.call("read_graph")["structuredContent"] == {"entities": [], "relations": []}
     assert memesh_home.record()["pid"] == pid
+
+
+def test_a_window_subscribed_to_the_graph_hears_of_another_windows_write_within_a_second(open_window):
+    writer, listener = open_window(), open_window()
+    assert listener.result("resources/subscribe", {"uri": "memesh://graph"}) == {}
+    writer.call("create_entities", {"entities": [{"name": "News", "entityType": "note", "observations": []}]})
+    written_at = time.monotonic()
+    updates = listener.wait_notification("notifications/resources/updated", timeout=1.0)
+    assert time.monotonic() - written_at < 1.0
+    assert updates[0]["params"]["uri"] == "memesh://graph"
+    assert listener.call("open_nodes", {"names": ["News"]})["structuredContent"]["entities"][0]["name"] == "News"
