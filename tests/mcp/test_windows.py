@@ -123,63 +123,63 @@ class Caller(threading.Thread):
                 self.errors.append(reply)
 
 
-def _every_request_answered_once(caller: Caller) -> None:
-    for rid in caller.ids:
-        assert len(caller.window.replies_to(rid)) == 1, rid
+def start_callers(windows: list[StdioServer], prefix: str, warmup: int) -> list[Caller]:
+    callers = [Caller(w, f"{prefix}{i}") for i, w in enumerate(windows)]
+    for caller in callers:
+        caller.start()
+    wait_until(lambda: all(len(c.acked) >= warmup for c in callers), 30, "traffic from every window")
+    return callers
+
+
+def keep_going_then_stop(callers: list[Caller], timeout: float) -> None:
+    """Wait until every window has written more since now, then stop them all."""
+    counts = [len(c.acked) for c in callers]
+    wait_until(lambda: all(len(c.acked) > n + 5 for c, n in zip(callers, counts)), timeout, "windows to keep writing")
+    for caller in callers:
+        caller.stop.set()
+    for caller in callers:
+        caller.join(timeout=30)
+        assert not caller.is_alive()
+
+
+def check_answers_and_writes(callers: list[Caller], reader: StdioServer, allow_unknown: bool) -> None:
+    """Every request got exactly one reply, none was an error, every acknowledged write is there."""
+    for caller in callers:
+        assert caller.errors == [], (caller.errors[:3], caller.window.stderr_text[-3000:])
+        assert allow_unknown or caller.unknown == [], caller.unknown[:3]
+        for rid in caller.ids:
+            assert len(caller.window.replies_to(rid)) == 1, rid
+    present = set(names_in_graph(reader))
+    for caller in callers:
+        assert set(caller.acked) <= present
 
 
 def test_killing_the_daemon_mid_traffic_answers_every_request_once_and_loses_no_acknowledged_write(memesh_home, open_window):
     windows = [open_window() for _ in range(4)]
-    callers = [Caller(w, f"k{i}") for i, w in enumerate(windows)]
-    for caller in callers:
-        caller.start()
-    wait_until(lambda: all(len(c.acked) >= 20 for c in callers), 30, "traffic from every window")
+    callers = start_callers(windows, "k", warmup=20)
     old_pid = memesh_home.record()["pid"]
     os.kill(old_pid, signal.SIGKILL)
     killed_at = time.monotonic()
     wait_until(lambda: (memesh_home.record() or {}).get("pid") not in (None, old_pid), 10, "a new daemon")
     # Every window is working again within 2 s of the kill: it has received a reply since.
     wait_until(lambda: all(c.replies_at and c.replies_at[-1] > killed_at for c in callers), 2.0, "every window answered after the kill")
-    counts = [len(c.acked) for c in callers]
-    wait_until(lambda: all(len(c.acked) > n + 5 for c, n in zip(callers, counts)), 10, "windows to keep writing")
-    for caller in callers:
-        caller.stop.set()
-    for caller in callers:
-        caller.join(timeout=30)
-        assert not caller.is_alive()
-    for caller in callers:
-        assert caller.errors == [], caller.errors[:3]
-        _every_request_answered_once(caller)
-    present = set(names_in_graph(windows[0]))
-    for caller in callers:
-        assert set(caller.acked) <= present
+    keep_going_then_stop(callers, timeout=10)
+    # A write in flight at the kill may be answered "outcome unknown" (-31001), never lost silently.
+    check_answers_and_writes(callers, windows[0], allow_unknown=True)
     assert len(memesh_home.daemons()) == 1
 
 
 @pytest.mark.parametrize("command", ["restart", "upgrade"])
 def test_restart_and_upgrade_under_load_give_windows_zero_errors(memesh_home, open_window, command):
     windows = [open_window() for _ in range(4)]
-    callers = [Caller(w, f"{command}{i}") for i, w in enumerate(windows)]
-    for caller in callers:
-        caller.start()
-    wait_until(lambda: all(len(c.acked) >= 10 for c in callers), 30, "traffic from every window")
+    callers = start_callers(windows, command, warmup=10)
     old_pid = memesh_home.record()["pid"]
     done = memesh_home.cli("daemon", command)
     assert done.returncode == 0, done.stderr
     new_pid = memesh_home.record()["pid"]
     assert new_pid != old_pid
-    counts = [len(c.acked) for c in callers]
-    wait_until(lambda: all(len(c.acked) > n + 5 for c, n in zip(callers, counts)), 15, "windows to keep writing on the new daemon")
-    for caller in callers:
-        caller.stop.set()
-    for caller in callers:
-        caller.join(timeout=30)
-    for caller in callers:
-        assert caller.errors == [] and caller.unknown == [], (caller.errors[:3], caller.unknown[:3], caller.window.stderr_text[-3000:])
-        _every_request_answered_once(caller)
-    present = set(names_in_graph(windows[0]))
-    for caller in callers:
-        assert set(caller.acked) <= present
+    keep_going_then_stop(callers, timeout=15)
+    check_answers_and_writes(callers, windows[0], allow_unknown=False)
     assert [p.pid for p in memesh_home.daemons()] == [new_pid]
 
 
