@@ -65,7 +65,7 @@ def initialize(session: McpSession, call: Call) -> dict[str, Any]:
     if not isinstance(requested, str):
         raise RpcError(INVALID_PARAMS, "params.protocolVersion: expected a protocol version string")
     version = protocol.negotiate(requested)
-    session.begin_handshake(version, call.params.get("clientInfo"))
+    session.begin_handshake(version, call.params.get("clientInfo"), call.params.get("capabilities"))
     return {"protocolVersion": version, "capabilities": protocol.handshake_capabilities(),
             "serverInfo": protocol.server_info(), "instructions": protocol.INSTRUCTIONS}
 

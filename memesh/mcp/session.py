@@ -73,6 +73,9 @@ class McpSession:
         self.log_level: str | None = None
         self.subscriptions: set[str] = set()
         self.client_info: Any = None
+        self.client_roots = False          # the client declared the roots capability
+        self._roots_asked = 0
+        self._roots_request: str | None = None
         events = getattr(services, "events", None)
         self.events = events if events is not None else EventBus()
         self._unsubscribe = [self.events.subscribe(self._on_event), self.registry.subscribe(self._on_event)]
@@ -91,7 +94,7 @@ class McpSession:
         elif isinstance(message, jsonrpc.Notification):
             self._on_notification(message)
         elif isinstance(message, jsonrpc.Response):
-            logger.debug("ignoring a response to id %r: this server sends no requests", message.id)
+            self._on_response(message)
         else:
             if self._tracker is not None:
                 self._tracker.begin()   # DaemonDraining propagates before any work
@@ -295,6 +298,9 @@ class McpSession:
             with self._lock:
                 if self.version is not None:
                     self.initialized = True
+            self._ask_roots()
+        elif message.method == "notifications/roots/list_changed":
+            self._ask_roots()
         elif message.method == "notifications/cancelled":
             self._cancel(params.get("requestId"), params.get("reason"))
         else:
@@ -330,11 +336,39 @@ class McpSession:
             self._queue(jsonrpc.notification("notifications/tools/list_changed"), merge=("list_changed", TOOLS))
 
     # -- what handlers use ---------------------------------------------------------------
-    def begin_handshake(self, version: str, client_info: Any) -> None:
+    def begin_handshake(self, version: str, client_info: Any, capabilities: Any = None) -> None:
         """``initialize`` was answered with ``version``: handshake-era requests may follow."""
         with self._lock:
             self.version, self.initialized, self.client_info = version, False, client_info
+            self.client_roots = isinstance(capabilities, dict) and isinstance(capabilities.get("roots"), dict)
         logger.info("initialize: client %r, speaking %s", client_info, version)
+
+    # -- the client's roots (which project this window works in) ----------------------------
+    def _ask_roots(self) -> None:
+        """Ask a client that declared ``roots`` for them (handshake era only: the stateless
+        era never sends requests to the client)."""
+        with self._lock:
+            if not (self.client_roots and self.initialized):
+                return
+            self._roots_asked += 1
+            request_id = f"memesh-roots-{self._roots_asked}"
+            self._roots_request = request_id
+        self._queue({"jsonrpc": "2.0", "id": request_id, "method": "roots/list"})
+
+    def _on_response(self, message: jsonrpc.Response) -> None:
+        with self._lock:
+            expected = message.id is not None and message.id == self._roots_request
+        if not expected:
+            logger.debug("ignoring a response to id %r: no request of ours has that id", message.id)
+            return
+        result = message.result if isinstance(message.result, dict) else {}
+        roots = result.get("roots")
+        if isinstance(roots, list):
+            uris = [r.get("uri") for r in roots if isinstance(r, dict) and isinstance(r.get("uri"), str)]
+            self.context["roots"] = uris
+            logger.info("client roots: %s", uris)
+        elif message.error is not None:
+            logger.info("the client did not list its roots: %s", message.error)
 
     def set_log_level(self, level: str) -> None:
         with self._lock:

@@ -224,8 +224,11 @@ def test_run_serves_in_memory_streams_and_returns_zero(tmp_path):
                                       b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}', b"{oops"]) + b"\n")
         stdout = io.BytesIO()
         assert standalone.run(settings, stdin=stdin, stdout=stdout) == 0
-        replies = [json.loads(line) for line in stdout.getvalue().splitlines()]
+        messages = [json.loads(line) for line in stdout.getvalue().splitlines()]
+        replies = [m for m in messages if "method" not in m]
         assert sorted([r["id"] for r in replies], key=str) == sorted([0, 1, None], key=str)
+        # Claude Code declares the roots capability, so the server asks for the roots.
+        assert [m["method"] for m in messages if "method" in m] == ["roots/list"]
         assert len(next(r for r in replies if r["id"] == 1)["result"]["tools"]) >= 9
     finally:
         shutil.rmtree(home, ignore_errors=True)

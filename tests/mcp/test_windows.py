@@ -202,3 +202,20 @@ def test_a_window_subscribed_to_the_graph_hears_of_another_windows_write_within_
     assert time.monotonic() - written_at < 1.0
     assert updates[0]["params"]["uri"] == "memesh://graph"
     assert listener.call("open_nodes", {"names": ["News"]})["structuredContent"]["entities"][0]["name"] == "News"
+
+
+def test_the_clients_roots_reach_the_daemon_and_decide_the_windows_project(memesh_home, tmp_path):
+    project = tmp_path / "proj"
+    (project / ".git").mkdir(parents=True)
+    (project / "src").mkdir()
+    window = StdioServer(WINDOW_ARGV, memesh_home.env)
+    try:
+        window.result("initialize", {"protocolVersion": "2025-11-25", "capabilities": {"roots": {}},
+                                     "clientInfo": {"name": "roots-client", "version": "1"}})
+        window.notify("notifications/initialized")
+        ask = window.wait_notification("roots/list")[0]  # a request from the server, found by method
+        window.send({"jsonrpc": "2.0", "id": ask["id"], "result": {"roots": [{"uri": f"file://{project / 'src'}"}]}})
+        remembered = window.call("remember", {"content": "roots decide the project"})["structuredContent"]
+        assert remembered["project"] == str(project)
+    finally:
+        window.kill()
