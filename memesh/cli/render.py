@@ -63,7 +63,7 @@ def format_status(info: dict) -> str:
         f"  memory      {round((info.get('rssBytes') or 0) / 1048576, 1)} MiB RSS, {info.get('threads')} threads",
         f"  clients     {info.get('clientCount')}",
     ]
-    rows = info.get("clients") or []
+    rows = [row for row in info.get("clients") or [] if row.get("kind") != "cli"]  # not this very command
     if rows:
         lines.append(f"    {'PID':>7}  {'NAME':<20} {'KIND':<8} {'CONNECTED SINCE':<19}  LAST HEARTBEAT")
         for row in rows:

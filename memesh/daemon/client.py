@@ -15,6 +15,7 @@ After every error the connection is discarded, never reused (see ``channel``).
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 from memesh import identity
@@ -87,6 +88,17 @@ class Mesh:
         self.control = SharedObject(self, "control")
         self.graph = SharedObject(self, "graph")
         self.memory = SharedObject(self, "memory")
+        self._closed = threading.Event()
+        if heartbeat > 0:
+            threading.Thread(target=self._beat, args=(heartbeat,), name="memesh-heartbeat", daemon=True).start()
+
+    def _beat(self, interval: float) -> None:
+        """Keep the promise made in the hello: a call at least every ``interval`` seconds."""
+        while not self._closed.wait(interval / 2):
+            try:
+                self.call("control", "heartbeat", timeout=interval)
+            except Exception:
+                pass  # the next call (or beat) reconnects; a dead daemon is not this thread's business
 
     @property
     def daemon_pid(self) -> int | None:
@@ -144,6 +156,7 @@ class Mesh:
 
     def close(self) -> None:
         """Say goodbye (the daemon frees this client's state at once) and disconnect."""
+        self._closed.set()
         if self._channel is not None:
             try:
                 self._channel.call("control", "bye", timeout=2.0)
@@ -242,8 +255,9 @@ class StandaloneMesh:
 def connect(settings: Settings | None = None, *, name: str = "python", kind: str = "repl", start: bool = True, heartbeat: float = 0.0):
     """Attach to this user's daemon, starting it if needed (and allowed).
 
-    ``heartbeat`` (seconds, 0 = none) promises a call at least that often; the daemon
-    then also drops this client after three missed beats, not only at disconnect.
+    ``heartbeat`` (seconds, 0 = none): a background thread calls the daemon at least that
+    often, and the daemon drops this client after three missed beats (a stopped or hung
+    process), not only when its connection closes.
 
     Returns a :class:`Mesh` (``.control``, ``.graph``), or a :class:`StandaloneMesh`
     working directly on the database when daemon mode is disabled

@@ -222,6 +222,8 @@ class MeshServer(managers.Server):
                 c.close()
             if conn is not None:
                 clientmod.set_current(None)
+                if conn.client is None:  # never said hello: its work was counted per connection
+                    self.coordinator.forget_client(f"conn-{conn.id}")
                 self.clients.close(conn)
             sock.close()
             for hook in self.thread_exit_hooks:

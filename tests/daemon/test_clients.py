@@ -144,3 +144,16 @@ def test_client_count_in_the_lock_record_follows_connected_clients(daemon):
     wait_until(lambda: count() == 1, 3.0, "clientCount 1")
     second.close()
     wait_until(lambda: count() == 0, 3.0, "clientCount 0")
+
+
+def test_a_mesh_that_promised_heartbeats_keeps_them_while_idle(daemon):
+    interval = 0.3
+    watcher = daemon.connect(name="watcher")
+    idle = daemon.connect(name="idle-repl", heartbeat=interval)
+    session = idle.session
+    # Stay idle for well over three intervals: the Mesh's own heartbeat keeps it listed.
+    deadline = time.monotonic() + 6 * interval
+    while time.monotonic() < deadline:
+        assert session in sessions_in_status(watcher)
+        time.sleep(interval / 2)  # sampling cadence of the check, not synchronisation
+    assert idle.control.ping() > 0
