@@ -86,17 +86,24 @@ class McpHost:
             raise NotFound(f"no MCP session {sid!r} in this daemon (it was closed or the daemon restarted); open a new one")
         return entry[0]
 
-    def submit(self, sid: str, line: str) -> None:
-        """Hand one raw line from the window to its session (answers come through ``poll``)."""
-        self._get(sid).submit(line)
+    def submit(self, sid: str, line: str) -> tuple[int, list[str]]:
+        """Hand one raw line from the window to its session.
 
-    def poll(self, sid: str, timeout: float = 1.0) -> list[str]:
-        """Wait up to ``timeout`` s (capped) for the session's outgoing lines."""
+        Returns the batch of outgoing lines that was ready at once (answers to ``ping``,
+        ``tools/list``, … are), saving the window a trip through ``poll``; later output
+        comes through ``poll``. Batches are numbered (see ``McpSession.poll_batch``).
+        """
+        session = self._get(sid)
+        session.submit(line)
+        return session.poll_batch(0)
+
+    def poll(self, sid: str, timeout: float = 1.0) -> tuple[int, list[str]]:
+        """Wait up to ``timeout`` s (capped) for the session's next batch of outgoing lines."""
         try:
             timeout = max(0.0, min(float(timeout), MAX_POLL))
         except (TypeError, ValueError):
             timeout = 1.0
-        return self._get(sid).poll(timeout)
+        return self._get(sid).poll_batch(timeout)
 
     def close(self, sid: str) -> None:
         with self._lock:

@@ -41,6 +41,7 @@ POLL_TIMEOUT = 1.0  # seconds per long-poll; also the proxy's effective heartbea
 HEARTBEAT = 2.0  # seconds promised to the daemon (it drops us after 3 missed)
 RECONNECT_BUDGET = 30.0  # seconds of reconnect attempts before waiting requests are answered with errors
 EOF_GRACE = 1.0  # seconds to let in-flight answers out after stdin closes (exit stays < 2 s)
+ORDER_WAIT = 1.0  # seconds a batch of output waits for an earlier one held by the other thread
 
 OUTCOME_UNKNOWN = -31001  # application range: outside JSON-RPC's reserved -32768…-32000
 UNAVAILABLE = -31002
@@ -69,13 +70,41 @@ def peek(line: bytes | str) -> dict | None:
 
 
 class StdinReader(threading.Thread):
-    """Reads stdin lines into a queue from the first instant; oversize lines become OVERSIZE."""
+    """Reads stdin lines from the first instant; oversize lines become OVERSIZE, the end EOF.
+
+    Until a handler is attached, items wait in ``lines`` (nothing sent during start-up is
+    lost). :meth:`attach` hands the queued items to the handler, in order, and from then
+    on this thread calls the handler itself: one thread hop less per request.
+    """
 
     def __init__(self, stream: BinaryIO, limit: int = MAX_LINE):
         super().__init__(name="stdin", daemon=True)
         self.stream = stream
         self.limit = limit
         self.lines: queue.Queue = queue.Queue()
+        self._handler = None
+        self._order = threading.Lock()  # held while items are handed over: keeps them in order
+
+    def attach(self, handler) -> None:
+        with self._order:
+            self._handler = handler
+            self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self.lines.get_nowait()
+            except queue.Empty:
+                return
+            self._handler(item)
+
+    def _emit(self, item) -> None:
+        with self._order:
+            if self._handler is None:
+                self.lines.put(item)
+                return
+            self._drain()
+            self._handler(item)
 
     def run(self) -> None:
         try:
@@ -88,13 +117,13 @@ class StdinReader(threading.Thread):
                         line = self.stream.readline(1 << 20)
                         if not line:
                             break
-                    self.lines.put(OVERSIZE)
+                    self._emit(OVERSIZE)
                     continue
                 if line.strip():
-                    self.lines.put(line)
+                    self._emit(line)
         except (OSError, ValueError):
             pass
-        self.lines.put(EOF)
+        self._emit(EOF)
 
 
 class Pending:
@@ -147,6 +176,10 @@ class Proxy:
         self.sid = ""
         self.closing = False
         self._reconnecting = False
+        self._eof = threading.Event()
+        self._order = threading.Condition()  # session output is written in batch order
+        self._batch_gen = 0
+        self._next_batch = 1
 
     # -- output ------------------------------------------------------------------------
     def write(self, line: str) -> None:
@@ -176,6 +209,33 @@ class Proxy:
                     self.resent.add(key)
                 self._state.notify_all()
         self.write(line)
+
+    def deliver_batch(self, gen: int, batch) -> None:
+        """Write a numbered batch of the session's output, in the session's order.
+
+        The submitting thread (answers ready at once) and the poller (everything else)
+        both take batches; a batch waits (bounded) for the ones numbered before it. A
+        batch of an older session is written as it comes: that session is gone.
+        """
+        seq, lines = batch
+        if not lines:
+            return
+        with self._order:
+            if gen > self._batch_gen:
+                self._batch_gen, self._next_batch = gen, 1
+            if gen == self._batch_gen:
+                deadline = time.monotonic() + ORDER_WAIT
+                while seq > self._next_batch and self.gen == gen and not self.closing:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        log.warning("batch %d of the session output never came; writing %d anyway", self._next_batch, seq)
+                        break
+                    self._order.wait(left)
+            for line in lines:
+                self.deliver(line)
+            if gen == self._batch_gen and seq >= self._next_batch:
+                self._next_batch = seq + 1
+                self._order.notify_all()
 
     def answer(self, key: str, code: int, message: str) -> None:
         with self._state:
@@ -245,9 +305,12 @@ class Proxy:
                 msg = peek(line)
                 if msg is not None and "id" in msg and msg.get("method") is not None:
                     self.swallow.add(id_key(msg["id"]))
+        with self._state:
+            gen = self.gen
         try:
             for line in lines:
-                submit_ch.call("mcp", "submit", (sid, line.decode("utf-8", "replace")), timeout=30.0)
+                batch = submit_ch.call("mcp", "submit", (sid, line.decode("utf-8", "replace")), timeout=30.0)
+                self.deliver_batch(gen, batch)
         except (MemeshError, OSError, EOFError) as exc:
             log.warning("could not restore the session on the new daemon (%s); retrying", exc)
             with self._state:
@@ -329,7 +392,7 @@ class Proxy:
                 self.reconnect(gen)
                 continue
             try:
-                submit_ch.call("mcp", "submit", (sid, text), timeout=30.0)
+                batch = submit_ch.call("mcp", "submit", (sid, text), timeout=30.0)
             except (DaemonDraining, NotFound):
                 self.reconnect(gen)  # not taken: resend to the next daemon
                 continue
@@ -344,6 +407,7 @@ class Proxy:
                 continue
             if entry is not None:
                 entry.gen = gen
+            self.deliver_batch(gen, batch)
             return
 
     # -- threads -----------------------------------------------------------------------
@@ -354,27 +418,28 @@ class Proxy:
                 self.reconnect(gen)
                 continue
             try:
-                lines = poll_ch.call("mcp", "poll", (sid, POLL_TIMEOUT), timeout=POLL_TIMEOUT + 10.0)
+                batch = poll_ch.call("mcp", "poll", (sid, POLL_TIMEOUT), timeout=POLL_TIMEOUT + 10.0)
             except Exception as exc:
                 if self.closing:
                     return
                 log.info("lost the session (%r); reconnecting", exc)
                 self.reconnect(gen)
                 continue
-            for line in lines:
-                self.deliver(line)
+            self.deliver_batch(gen, batch)
+
+    def _on_item(self, item) -> None:
+        if item is EOF:
+            self._eof.set()
+        elif item is OVERSIZE:
+            self.write(jsonrpc.dumps(jsonrpc.oversize_reply()))
+        else:
+            self.handle(item)
 
     def run(self) -> int:
         poller = threading.Thread(target=self.poll_loop, name="poll", daemon=True)
         poller.start()
-        while True:
-            line = self.reader.lines.get()
-            if line is EOF:
-                break
-            if line is OVERSIZE:
-                self.write(jsonrpc.dumps(jsonrpc.oversize_reply()))
-                continue
-            self.handle(line)
+        self.reader.attach(self._on_item)
+        self._eof.wait()
         return self.finish()
 
     def finish(self) -> int:

@@ -64,6 +64,7 @@ class McpSession:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)   # outbox filled, call finished, closed
         self._outbox: deque[_Out] = deque()
+        self._batches = 0
         self._calls: dict[tuple[bool, Any], Call] = {}
         self._last_write: Call | None = None
         self._reads_since_write: list[Call] = []
@@ -102,6 +103,15 @@ class McpSession:
 
     def poll(self, timeout: float) -> list[str]:
         """Wait up to ``timeout`` seconds for outgoing lines; return all that are ready."""
+        return self.poll_batch(timeout)[1]
+
+    def poll_batch(self, timeout: float) -> tuple[int, list[str]]:
+        """Like :meth:`poll`, numbering each non-empty batch (1, 2, …; 0 for none).
+
+        Two threads may take batches (a long poll, and the submitter collecting an answer
+        that was ready at once); writing batches in number order keeps the session's
+        output order, e.g. no progress notification after its request's answer.
+        """
         deadline = time.monotonic() + max(timeout, 0.0)
         with self._changed:
             while not self._outbox and not self._closed:
@@ -109,9 +119,12 @@ class McpSession:
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
+            if not self._outbox:
+                return 0, []
             lines = [out.line for out in self._outbox]
             self._outbox.clear()
-        return lines
+            self._batches += 1
+            return self._batches, lines
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds until no request is in flight; return whether none is."""
