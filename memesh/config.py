@@ -17,7 +17,6 @@ function :func:`merge_layers`.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import pathlib
 import types
@@ -147,14 +146,24 @@ def merge_layers(*layers: Mapping[str, tuple[Any, str]]) -> tuple[dict[str, Any]
     return values, sources
 
 
-@dataclasses.dataclass(frozen=True)
 class Settings:
-    """The effective configuration of one process. Build with :func:`load_settings`."""
+    """The effective configuration of one process (read-only). Build with :func:`load_settings`.
 
-    home: pathlib.Path
-    config_file: pathlib.Path | None
-    values: Mapping[str, Any]
-    sources: Mapping[str, str]
+    A plain class rather than a dataclass: it is built on the stdio proxy's start-up path,
+    where importing that module costs several milliseconds.
+    """
+
+    __slots__ = ("home", "config_file", "values", "sources")
+
+    def __init__(self, home: pathlib.Path, config_file: pathlib.Path | None, values: Mapping[str, Any], sources: Mapping[str, str]):
+        for name, value in (("home", home), ("config_file", config_file), ("values", values), ("sources", sources)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are read-only; build new ones with load_settings() or with_overrides()")
+
+    def __repr__(self) -> str:
+        return f"Settings(home={str(self.home)!r}, config_file={self.config_file!r})"
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -172,7 +181,7 @@ class Settings:
         layer = {key.replace("__", "."): (value, "flag") for key, value in flags.items() if value is not None}
         current = {k: (v, self.sources[k]) for k, v in self.values.items()}
         values, sources = merge_layers(current, layer)
-        return dataclasses.replace(self, values=types.MappingProxyType(values), sources=types.MappingProxyType(sources))
+        return Settings(self.home, self.config_file, types.MappingProxyType(values), types.MappingProxyType(sources))
 
 
 def default_home(environ: Mapping[str, str]) -> pathlib.Path:

@@ -18,20 +18,19 @@ path is recorded in the lock record's ``socketPath``.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import os
 import pathlib
 import stat
-import tempfile
+from typing import NamedTuple
 
 from memesh.errors import UnsafePathError
 
 MAX_SOCKET_PATH = 100
 
 
-@dataclasses.dataclass(frozen=True)
-class Paths:
+class Paths(NamedTuple):
+    """Every path of one home (a NamedTuple: cheap to define on the proxy's start-up path)."""
+
     home: pathlib.Path
     record: pathlib.Path
     lifetime_lock: pathlib.Path
@@ -48,10 +47,14 @@ def choose_socket_path(home: pathlib.Path, uid: int, runtime_dir: str | None) ->
     preferred = home / "daemon.sock"
     if len(os.fsencode(str(preferred))) <= MAX_SOCKET_PATH:
         return preferred
+    import hashlib
+
     digest = hashlib.sha256(os.fsencode(str(home))).hexdigest()[:16]
     bases = []
     if runtime_dir:
         bases.append(pathlib.Path(runtime_dir) / "memesh")
+    import tempfile  # only for long homes; the common path does without it
+
     bases.append(pathlib.Path(tempfile.gettempdir()) / f"memesh-{uid}")
     bases.append(pathlib.Path("/tmp") / f"memesh-{uid}")
     for base in bases:

@@ -36,11 +36,9 @@ __all__ = [
     "this_peer",
 ]
 
-PROTOCOL_VERSION: Final[int] = 1
-"""The client ↔ daemon contract. Bump it when an old peer could misread a new one."""
-
-MIN_CLIENT_VERSION: Final[str] = "0.1.0"
-"""The oldest client package version this daemon serves (advertised in the lock record)."""
+# PROTOCOL_VERSION and MIN_CLIENT_VERSION live in memesh._version (import-free, so the
+# stdio proxy can read them cheaply); they are re-exported here.
+from memesh._version import MIN_CLIENT_VERSION, PROTOCOL_VERSION  # noqa: E402
 
 USE: Final[str] = "use"
 """Talk to the running daemon."""

@@ -22,10 +22,9 @@ from memesh import identity
 from memesh.config import Settings, load_settings
 from memesh.daemon.channel import Channel, ChannelBroken
 from memesh.daemon.server import TYPEIDS
-from memesh.daemon.spawn import ensure_daemon, wait_for_handover
-from memesh.errors import DaemonDraining, OutcomeUnknown, VersionMismatch
+from memesh.daemon.spawn import connect_compatible, wait_for_handover
+from memesh.errors import DaemonDraining, OutcomeUnknown
 from memesh.paths import paths_for
-from memesh.version import REFUSE, UPGRADE, PeerVersion, decide
 
 #: Calls that only read: safe to send again after a broken connection.
 READ_ONLY = {
@@ -105,30 +104,9 @@ class Mesh:
         return self.hello.get("pid")
 
     def _connect(self) -> Channel:
-        for _ in range(2):
-            channel, hello = ensure_daemon(self.settings, self.paths, self.info, start=self._start, name=self.info["name"])
-            daemon = PeerVersion(
-                version=str(hello.get("version", "")),
-                protocol=hello.get("protocol", -1),
-                build=str(hello.get("build", "")),
-                min_client_version=str(hello.get("minClientVersion", "")),
-            )
-            client = PeerVersion(self.info["version"], self.info["protocol"], self.info["build"])
-            decision = decide(client, daemon, auto_upgrade=self.settings["daemon.auto_upgrade"])
-            if decision.action == REFUSE:
-                channel.close()
-                raise VersionMismatch(f"{decision.reason} {decision.advice}".strip())
-            if decision.action == UPGRADE:
-                try:
-                    channel.call("control", "request_upgrade", (self.info,))
-                except ChannelBroken:
-                    pass  # it left before answering; the handover wait below checks
-                channel.close()
-                wait_for_handover(self.paths, self.settings)
-                continue
-            self._channel, self.hello = channel, hello
-            return channel
-        raise VersionMismatch("the daemon did not hand over after an upgrade request; run `memesh daemon upgrade`")
+        channel, hello = connect_compatible(self.settings, self.paths, self.info, start=self._start, name=self.info["name"])
+        self._channel, self.hello = channel, hello
+        return channel
 
     def call(self, ident: str, method: str, args: tuple = (), kwargs: dict | None = None, timeout: float | None = 300.0):
         """Run ``ident.method(*args, **kwargs)`` in the daemon, reconnecting as the policy allows."""

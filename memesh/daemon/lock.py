@@ -21,14 +21,13 @@ thin I/O.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import fcntl
 import json
 import os
 import pathlib
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from memesh.paths import open_private, write_private
 
@@ -60,8 +59,9 @@ SEED_FIELDS = (
 )
 
 
-@dataclasses.dataclass(frozen=True)
-class LockRecord:
+class LockRecord(NamedTuple):
+    """The JSON record of a daemon (a NamedTuple: cheap to define on the proxy's start-up path)."""
+
     pid: int
     instanceId: str
     socketPath: str
@@ -75,7 +75,7 @@ class LockRecord:
     pythonVersion: str = ""
 
     def to_json(self) -> bytes:
-        return (json.dumps(dataclasses.asdict(self), indent=2) + "\n").encode()
+        return (json.dumps(self._asdict(), indent=2) + "\n").encode()
 
 
 def parse_record(data: bytes | str | None) -> LockRecord | None:
@@ -88,9 +88,8 @@ def parse_record(data: bytes | str | None) -> LockRecord | None:
         return None
     if not isinstance(raw, dict):
         return None
-    types = {f.name: f.type for f in dataclasses.fields(LockRecord)}
     values: dict[str, Any] = {}
-    for name in types:
+    for name in LockRecord._fields:
         if name in raw:
             values[name] = raw[name]
         elif name not in SEED_FIELDS:
@@ -116,8 +115,7 @@ def parse_record(data: bytes | str | None) -> LockRecord | None:
     return LockRecord(**values)
 
 
-@dataclasses.dataclass(frozen=True)
-class Facts:
+class Facts(NamedTuple):
     """What a contender learned about the current lock state (gathered by thin I/O)."""
 
     lifetime_held: bool

@@ -240,7 +240,7 @@ class Daemon:
                 return
             count = self.clients.count()
             if count != self._published_count and self._record is not None:
-                self._record = lockmod.dataclasses.replace(self._record, clientCount=count)
+                self._record = self._record._replace(clientCount=count)
                 lockmod.update_record(self.paths.record, self._record)
                 self._published_count = count
             if time.monotonic() >= next_check:

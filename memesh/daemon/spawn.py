@@ -15,7 +15,6 @@ the log) and pushes one line on an inherited pipe when it is ready.
 """
 from __future__ import annotations
 
-import logging
 import os
 import select
 import signal
@@ -28,10 +27,11 @@ from memesh.backoff import backoff_delay
 from memesh.config import SOURCE_DEFAULT, Settings, env_name
 from memesh.daemon import lock as lockmod
 from memesh.daemon.channel import Channel, HelloTimeout
-from memesh.errors import DaemonDraining, DaemonStartError, DaemonUnreachable
+from memesh import lazylog
+from memesh.errors import DaemonDraining, DaemonStartError, DaemonUnreachable, VersionMismatch
 from memesh.paths import Paths, ensure_layout, open_private
 
-log = logging.getLogger(__name__)
+log = lazylog.get(__name__)  # the proxy's start-up path: see memesh.lazylog
 
 READY_FD_ENV = "MEMESH_READY_FD"
 DAEMONIZE_ENV = "MEMESH_DAEMONIZE"
@@ -270,4 +270,52 @@ def _not_running(paths: Paths) -> Exception:
     return DaemonNotRunning(f"no memesh daemon is running for {paths.home}; start one with `memesh daemon start`")
 
 
-__all__ = ["ensure_daemon", "spawn_daemon", "try_hello", "gather_facts", "DaemonDraining"]
+def version_action(info: dict, hello: dict, auto_upgrade: bool) -> tuple[str, str]:
+    """("use" | "upgrade" | "refuse", message) for talking to the daemon that said ``hello``.
+
+    Same version and protocol — the common case — is decided here without loading the
+    version machinery (the proxy's start-up path); anything else goes to ``version.decide``.
+    """
+    if hello.get("protocol") == info.get("protocol") and hello.get("version") == info.get("version"):
+        return "use", ""
+    from memesh.version import PeerVersion, decide
+
+    daemon = PeerVersion(
+        version=str(hello.get("version", "")),
+        protocol=hello.get("protocol", -1),
+        build=str(hello.get("build", "")),
+        min_client_version=str(hello.get("minClientVersion", "")),
+    )
+    client = PeerVersion(str(info.get("version", "")), info.get("protocol", -1), str(info.get("build", "")))
+    decision = decide(client, daemon, auto_upgrade=auto_upgrade)
+    return decision.action, f"{decision.reason} {decision.advice}".strip()
+
+
+def connect_compatible(settings: Settings, paths: Paths, info: dict, *, start: bool = True, name: str = "memesh") -> tuple[Channel, dict]:
+    """Like :func:`ensure_daemon`, and never talks to an incompatible daemon blindly.
+
+    An older, protocol-compatible daemon is asked to hand over (``daemon.auto_upgrade``)
+    and its successor is used; an incompatible one is refused with the command to run.
+    """
+    from memesh.daemon.channel import ChannelBroken
+
+    for _ in range(2):
+        channel, hello = ensure_daemon(settings, paths, info, start=start, name=name)
+        action, message = version_action(info, hello, settings["daemon.auto_upgrade"])
+        if action == "refuse":
+            channel.close()
+            raise VersionMismatch(message)
+        if action == "upgrade":
+            log.warning("asking daemon pid %s to hand over: %s", hello.get("pid"), message)
+            try:
+                channel.call("control", "request_upgrade", (info,))
+            except ChannelBroken:
+                pass  # it left before answering; the handover wait below checks
+            channel.close()
+            wait_for_handover(paths, settings)
+            continue
+        return channel, hello
+    raise VersionMismatch("the daemon did not hand over after an upgrade request; run `memesh daemon upgrade`")
+
+
+__all__ = ["ensure_daemon", "connect_compatible", "version_action", "spawn_daemon", "try_hello", "gather_facts", "DaemonDraining"]

@@ -23,10 +23,7 @@ def run() -> int:
     except MemeshError as exc:
         print(f"memesh: {exc}", file=sys.stderr)
         return exc.exit_code
-    import logging
-
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="memesh %(levelname)s %(name)s: %(message)s")
-    from memesh.mcp.proxy import serve
+    from memesh.mcp.proxy import serve  # logging is configured on first use (memesh.lazylog)
 
     try:
         return serve(settings, reader)

@@ -18,10 +18,9 @@ only serializer. Nothing here does I/O.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 JSONRPC_VERSION = "2.0"
 
@@ -50,8 +49,9 @@ MAX_LINE_BYTES = 10 * 1024 * 1024
 RequestId = Union[str, int]
 
 
-@dataclasses.dataclass(frozen=True)
-class Request:
+# Message kinds are NamedTuples rather than dataclasses: this module is on the stdio
+# proxy's start-up path, and importing dataclasses costs several milliseconds there.
+class Request(NamedTuple):
     """A call that expects exactly one reply carrying the same ``id``."""
 
     id: RequestId
@@ -59,16 +59,14 @@ class Request:
     params: dict[str, Any] | list[Any] | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Notification:
+class Notification(NamedTuple):
     """A one-way message: it is never answered, whatever it contains."""
 
     method: str
     params: dict[str, Any] | list[Any] | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """A peer's answer to a request of ours (``result`` or ``error``); we send none, so it is ignored."""
 
     id: RequestId | None
@@ -76,8 +74,7 @@ class Response:
     error: Any = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Invalid:
+class Invalid(NamedTuple):
     """A line that is not an acceptable message; ``reply`` is the error object we owe for it."""
 
     reply: dict[str, Any]

@@ -22,7 +22,6 @@ The same loop serves standalone mode over an in-process session (``LocalChannel`
 from __future__ import annotations
 
 import json
-import logging
 import os
 import queue
 import sys
@@ -31,10 +30,11 @@ import time
 from typing import BinaryIO
 
 from memesh.daemon.channel import ChannelBroken
+from memesh import lazylog
 from memesh.errors import DaemonDraining, MemeshError, NotFound
 from memesh.mcp import jsonrpc
 
-log = logging.getLogger(__name__)
+log = lazylog.get(__name__)  # the proxy's start-up path: see memesh.lazylog
 
 MAX_LINE = jsonrpc.MAX_LINE_BYTES  # a longer stdin line is answered with an error and dropped
 POLL_TIMEOUT = 1.0  # seconds per long-poll; also the proxy's effective heartbeat
@@ -463,21 +463,25 @@ class Proxy:
 def daemon_connector(settings, context: dict):
     """``connect()`` for a Proxy: two channels to the daemon (started if needed) and a session."""
     from memesh import identity
-    from memesh.daemon.spawn import ensure_daemon
+    from memesh.daemon.spawn import connect_compatible, ensure_daemon
     from memesh.paths import paths_for
 
     paths = paths_for(settings.home)
     session = os.urandom(16).hex()
-    info = {**identity.identity(), "session": session, "name": "mcp-proxy", "kind": "proxy",
+    info = {**identity.identity(build=False), "session": session, "name": "mcp-proxy", "kind": "proxy",
             "pid": os.getpid(), "cwd": context.get("cwd", ""), "heartbeat": HEARTBEAT}
 
     def connect():
-        submit_ch, hello = ensure_daemon(settings, paths, info, name="mcp-proxy")
+        submit_ch, hello = connect_compatible(settings, paths, info, name="mcp-proxy")
         try:
-            poll_ch, _ = ensure_daemon(settings, paths, info, start=False, name="mcp-proxy")
+            poll_ch, second = ensure_daemon(settings, paths, info, start=False, name="mcp-proxy")
         except BaseException:
             submit_ch.close()
             raise
+        if second.get("instanceId") != hello.get("instanceId"):  # replaced in between: try again
+            submit_ch.close()
+            poll_ch.close()
+            raise DaemonDraining("the daemon was replaced while connecting")
         try:
             opened = submit_ch.call("mcp", "open", (context,), timeout=10.0)
         except BaseException:
