@@ -14,6 +14,8 @@ After every error the connection is discarded, never reused (see ``channel``).
 """
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
 import threading
 import uuid
@@ -36,6 +38,23 @@ READ_ONLY = {
 MAX_ATTEMPTS = 4
 
 
+#: Where each typeid's class lives, for docstrings and signatures in a REPL (``help()``).
+CLASSES = {
+    "control": "memesh.daemon.control:Control",
+    "graph": "memesh.store.graph:KnowledgeGraph",
+    "memory": "memesh.store.memory:MemoryStore",
+    "mcp": "memesh.daemon.mcp_host:McpHost",
+}
+
+
+def _class_of(ident: str):
+    module, _, name = CLASSES.get(ident, ":").partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
 class SharedObject:
     """A live object in the daemon; calling a method runs it there and returns a copy of the result."""
 
@@ -43,6 +62,8 @@ class SharedObject:
         self._mesh = mesh
         self._ident = ident
         self._exposed = TYPEIDS[ident][0]
+        cls = _class_of(ident)
+        self.__doc__ = (cls.__doc__ if cls is not None and cls.__doc__ else SharedObject.__doc__)
 
     def __getattr__(self, name: str):
         if name.startswith("_") or name not in self._exposed:
@@ -52,14 +73,21 @@ class SharedObject:
             return self._mesh.call(self._ident, name, args, kwargs)
 
         method.__name__ = method.__qualname__ = name
-        method.__doc__ = f"Run {self._ident}.{name} in the daemon."
+        real = getattr(_class_of(self._ident), name, None)
+        method.__doc__ = (real.__doc__ if real is not None and real.__doc__ else f"Run {self._ident}.{name} in the daemon.")
+        if real is not None:
+            try:
+                signature = inspect.signature(real)
+                method.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
+            except (TypeError, ValueError):
+                pass
         return method
 
     def __dir__(self):
         return sorted(self._exposed)
 
     def __repr__(self) -> str:
-        return f"<shared {self._ident} in memesh daemon pid {self._mesh.daemon_pid} ({', '.join(self._exposed)})>"
+        return f"<shared {self._ident} in memesh daemon pid {self._mesh.daemon_pid}: {', '.join(self._exposed)}>"
 
 
 class Mesh:

@@ -39,3 +39,24 @@ def test_shell_in_standalone_mode_works_on_the_database_and_says_so(memesh_home)
     assert "N 1" in shell.stdout
     assert "standalone" in shell.stderr
     assert memesh_home.record() is None and memesh_home.daemons() == []
+
+
+def test_shared_objects_carry_the_real_docstrings_and_signatures(memesh_home):
+    import inspect
+
+    mesh = memesh_home.connect()
+    assert "knowledge graph" in mesh.graph.__doc__.lower()
+    assert list(inspect.signature(mesh.graph.search_nodes).parameters)[:1] == ["query"]
+    assert mesh.memory.recall.__doc__ and "search_nodes" in dir(mesh.graph)
+    assert "shared graph in memesh daemon pid" in repr(mesh.graph)
+
+
+def test_config_show_names_the_source_of_every_setting(memesh_home):
+    (memesh_home.path / "config.yaml").write_text("daemon:\n  max_connections: 77\n  log_level: debug\n")
+    done = memesh_home.cli("config", "show", env={"MEMESH_DAEMON_DRAIN_TIMEOUT": "1234"})
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[0]: line.split() for line in done.stdout.splitlines() if line.startswith("daemon.")}
+    assert rows["daemon.max_connections"][1:] == ["77", f"file:{memesh_home.path / 'config.yaml'}"]
+    assert rows["daemon.log_level"][2] == "env:MEMESH_DAEMON_LOG_LEVEL"  # the environment beats the file
+    assert rows["daemon.drain_timeout"][1:] == ["1234", "env:MEMESH_DAEMON_DRAIN_TIMEOUT"]
+    assert rows["daemon.heartbeat_interval"][2] == "default"
