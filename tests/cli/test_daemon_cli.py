@@ -206,3 +206,29 @@ def test_every_exit_code_memesh_can_return_is_in_the_documented_table():
 
     codes = {MemeshError.exit_code, 2} | {cls.exit_code for cls in subclasses(MemeshError)}
     assert codes <= table, f"exit codes missing from {DOCS.name}: {sorted(codes - table)}"
+
+
+def all_commands() -> dict[str, list[list[str]]]:
+    """{"memesh <group> <command>": [option strings…]} for every command the parser knows."""
+    found: dict[str, list[list[str]]] = {}
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            found[path] = [a.option_strings for a in parser._actions if a.option_strings and "--help" not in a.option_strings]
+            return
+        for name, sub in subs[0].choices.items():
+            walk(sub, f"{path} {name}")
+
+    walk(build_parser(), "memesh")
+    return found
+
+
+def test_every_command_of_every_group_and_its_options_are_in_the_cli_reference():
+    text = DOCS.read_text(encoding="utf-8")
+    commands = all_commands()
+    assert {"memesh shell", "memesh graph import", "memesh graph export", "memesh config show"} <= commands.keys()
+    missing = [path for path in commands if f"`{path}" not in text]
+    missing += [f"{path} {'/'.join(opts)}" for path, options in commands.items() for opts in options
+                if not any(f"`{path}" in text and re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", text) for o in opts)]
+    assert missing == [], f"not in {DOCS.name}: {missing}"
