@@ -30,6 +30,40 @@ Decisions where the reference leaves room:
   relations says how many in ``omittedRelations``.
 * ``import_jsonl`` adds to the graph with ``create_entities``/``create_relations``
   semantics (existing names are kept as they are), all or nothing.
+
+Search order
+------------
+``search_nodes`` finds an entity by the query's words (runs of letters and digits, each
+searched as a quoted FTS5 string, so no input is FTS syntax) or by the whole query as a
+case-insensitive substring of its name, type or an observation (the reference's rule).
+Each entity is listed once, where it is first found, in three passes:
+
+1. entities with every word (skipped when the query has no words);
+2. entities with any word (only for a query of several words);
+3. substring matches, in id order (by name where SQLite lacks the trigram tokenizer).
+
+A word pass with at most :data:`RANK_WINDOW` (1,000) matches lists them all by bm25
+(weights: name 10, entityType 3, observations 1), ties by id. A pass with more matches
+would spend ~1 µs a match on bm25 (5 ms for a common word at 100,000 entities), so it is
+ranked in bounded parts instead, which approximates bm25:
+
+a. the matches with a query word in their name (in pass 1, with every word anywhere and
+   at least one in the name), by bm25 over their name hits alone (only occurrences in
+   the name count);
+b. then the pass's other matches: the newest RANK_WINDOW matches of the pass by bm25
+   (name matches among them were listed in a. already), then the older ones, newest first
+   and unranked.
+
+If a. holds more than RANK_WINDOW entities, it is split the same way: its newest
+RANK_WINDOW by bm25, then its older ones newest first. "Newest" means the highest ids,
+that is the most recently created entities (an entity first named by a relation keeps
+the id of that stub). So in a large pass a name match always comes before a match in
+type or observations only, and a strong type or observation match that is older than
+the newest RANK_WINDOW matches comes after them, unranked.
+
+The order is fixed for a given graph, and ``nextCursor`` is an offset into it: following
+the cursors lists every match once, the words' passes first, then the substring pass.
+A write between two pages may shift the order under the cursor (as with any offset).
 """
 from __future__ import annotations
 
@@ -42,7 +76,7 @@ import os
 import re
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from memesh.errors import NotFound, ValidationError
@@ -58,8 +92,18 @@ _MARKER_ROOM = 160          # the "[memesh: …]" line in a clipped entity
 
 _WORD = re.compile(r"[^\W_]+")
 _IDS = "SELECT value FROM json_each(?)"
-# bm25 weights of name, entityType, observations: a hit in the name counts most.
-_RANKED = "SELECT rowid FROM entity_fts WHERE entity_fts MATCH ? ORDER BY bm25(entity_fts, 10.0, 3.0, 1.0) LIMIT ?"
+# Ranked word search; "Search order" in the module docstring says what these do.
+RANK_WINDOW = 1000  # bm25 costs ~1 µs a match: the most a ranked part ranks
+_BM25 = "bm25(entity_fts, 10.0, 3.0, 1.0)"  # weights of name, entityType, observations
+_RANKED = f"SELECT rowid FROM entity_fts WHERE entity_fts MATCH ? ORDER BY {_BM25}, rowid LIMIT ?"
+# Up to window + 1 matches ranked, each row with how many those are (more than the window:
+# not all matches). The oldest, as FTS5 walks forward fastest; for passes costly to walk.
+_RANKED_COUNTED = (f"SELECT id, count(*) OVER () FROM (SELECT rowid AS id, {_BM25} AS score FROM entity_fts "
+                   f"WHERE entity_fts MATCH ? LIMIT ?) ORDER BY score, id LIMIT ?")
+_MORE_THAN = "SELECT 1 FROM entity_fts WHERE entity_fts MATCH ? LIMIT 1 OFFSET ?"
+_RANKED_NEWEST = (f"SELECT id FROM (SELECT rowid AS id, {_BM25} AS score FROM entity_fts WHERE entity_fts MATCH ? "
+                  f"ORDER BY rowid DESC LIMIT ?) ORDER BY score, id LIMIT ?")
+_OLDER = "SELECT rowid FROM entity_fts WHERE entity_fts MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
 _SUBSTRING = "SELECT rowid FROM entity_trigram WHERE text GLOB ? LIMIT ?"
 # "+text" keeps the pattern away from the trigram index, which mishandles patterns under
 # three characters that take three bytes or more (SQLite 3.40), and wildcards next to
@@ -230,6 +274,40 @@ def _entity_dict(name: str, entity_type: str, observations: list[str]) -> Json:
 
 def _relation_dict(source: str, target: str, relation_type: str) -> Json:
     return {"from": source, "to": target, "relationType": relation_type}
+
+
+Rows = Iterable[tuple[int, ...]]
+
+
+def _word_pass(conn: Any, phrases: list[str], every: bool, want: int) -> Iterator[Rows]:
+    """One word pass in search order, a part at a time; a part's queries run when it is asked for.
+
+    ``every``: entities with every phrase, else with any. Each part holds up to ``want`` rows.
+    """
+    match = (" " if every else " OR ").join(phrases)
+    window = RANK_WINDOW
+    if every and len(phrases) > 1:  # few matches, usually, but costly to walk: rank and count at once
+        rows = conn.execute(_RANKED_COUNTED, (match, window + 1, want)).fetchall()
+        if not rows or rows[0][1] <= window:
+            yield rows
+            return
+    elif conn.execute(_MORE_THAN, (match, window)).fetchone() is None:
+        yield conn.execute(_RANKED, (match, want)).fetchall()
+        return
+    in_name = "{name}: (" + " OR ".join(phrases) + ")"
+    if every and len(phrases) > 1:  # and every phrase anywhere; NOT's right side adds nothing to bm25
+        in_name = f"{in_name} NOT ({in_name} NOT ({match}))"
+    yield from _windowed(conn, in_name, window, want)
+    yield from _windowed(conn, match, window, want)
+
+
+def _windowed(conn: Any, match: str, window: int, want: int) -> Iterator[Rows]:
+    """The newest ``window`` matches by bm25, then the older ones, newest first."""
+    rows = conn.execute(_RANKED_NEWEST, (match, window, want)).fetchall()
+    yield rows
+    # Asked for more only if the window ran out; it held all matches unless it was full.
+    if len(rows) == window:
+        yield conn.execute(_OLDER, (match, min(row[0] for row in rows), want)).fetchall()
 
 
 def _contains(haystack: str | None, needle: str) -> bool:
@@ -450,32 +528,41 @@ class KnowledgeGraph:
             return self._page(conn, ids, limit, lambda n: _encode_cursor("open", scope, offset + n))
 
     def _ranked_ids(self, conn: Any, query: str, want: int) -> list[int]:
-        """Entity ids for ``query``: all words, then any word, then substring matches."""
+        """The first ``want`` entity ids in the search order for ``query``.
+
+        The order is fixed for a given graph (see "Search order" in the module docstring),
+        so a larger ``want`` only appends ids: pages continue each other.
+        """
         if not query.strip():
             return [row[0] for row in conn.execute(
                 "SELECT id FROM entities WHERE entity_type IS NOT NULL ORDER BY name LIMIT ?", (want,))]
         ranked: dict[int, None] = {}
-
-        def extend(sql: str, *params: object) -> None:
-            if len(ranked) < want:
-                for (entity_id,) in conn.execute(sql, (*params, want)):
-                    ranked.setdefault(entity_id)
-
         # Each word becomes a quoted FTS string, so no user input is FTS syntax.
-        phrases = [f'"{word}"' for word in _WORD.findall(query)]
-        if phrases:
-            extend(_RANKED, " ".join(phrases))
-            if len(phrases) > 1:
-                extend(_RANKED, " OR ".join(phrases))
+        words: dict[str, str] = {}
+        for word in _WORD.findall(query):
+            words.setdefault(word.lower(), word)  # FTS5 folds case: a repeat adds nothing
+        phrases = [f'"{word}"' for word in words.values()]
+        passes = [_word_pass(conn, phrases, every, want) for every in (True, False)[:len(phrases)]]
+        parts = itertools.chain(*passes, self._substring_pass(conn, query, want))
+        # Each part gives up to ``want`` rows, at most len(ranked) of them seen already: one
+        # part that holds ``want`` rows fills the list, and the parts after it never run.
+        while len(ranked) < want:
+            rows = next(parts, None)
+            if rows is None:
+                break
+            for row in rows:
+                ranked.setdefault(row[0])
+        return list(ranked)[:want]
+
+    def _substring_pass(self, conn: Any, query: str, want: int) -> Iterator[Rows]:
         if "entity_trigram" in self._fts_tables:  # GLOB is case-sensitive: both sides folded
             folded = fold_case(query)
             indexable = len(folded) >= 3 and not _GLOB_SPECIAL.search(folded)
-            extend(_SUBSTRING if indexable else _SUBSTRING_SCAN,
-                   "*" + _GLOB_SPECIAL.sub(r"[\1]", folded) + "*")
+            yield conn.execute(_SUBSTRING if indexable else _SUBSTRING_SCAN,
+                               ("*" + _GLOB_SPECIAL.sub(r"[\1]", folded) + "*", want))
         else:  # no trigram tokenizer in this SQLite: the reference's scan
             conn.create_function("memesh_contains", 2, _contains, deterministic=True)
-            extend(_SCAN, query, query, query)
-        return list(ranked)[:want]
+            yield conn.execute(_SCAN, (query, query, query, want))
 
     def _entities(self, conn: Any, ids: list[int]) -> list[tuple[int, Json]]:
         """Entities by id, in the order given, with their observations in insertion order."""

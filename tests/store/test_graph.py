@@ -3,6 +3,7 @@ import io
 import json
 import multiprocessing
 import pickle
+import random
 import sqlite3
 import threading
 import traceback
@@ -278,6 +279,102 @@ def test_substring_search_still_works_without_the_trigram_index(tmp_path):
     assert names(graph.search_nodes("école")) == ["Python"]
     assert names(graph.search_nodes("y")) == ["Python"]
     database.close()
+
+
+# -- search past RANK_WINDOW matches: bounded ranking ----------------------------------------
+def search_all(graph, query, limit):
+    entities, _, _ = all_pages(graph.search_nodes, query=query, limit=limit)
+    return names({"entities": entities})
+
+
+def test_a_large_pass_lists_name_matches_then_the_newest_by_bm25_then_older_ones(graph, monkeypatch):
+    monkeypatch.setattr(graphmod, "RANK_WINDOW", 3)
+    graph.create_entities([ent("Apple"), ent("n1", observations=["apple apple apple"]),
+                           ent("n2", observations=["apple"]), ent("Apple pie"),
+                           ent("n3", observations=["apple"]), ent("n4", observations=["apple"]),
+                           ent("n5", observations=["apple and a long tail of other words"])])
+    found = names(graph.search_nodes("apple", limit=100))
+    # Name matches first, however old; then the 3 newest by bm25; then the older ones,
+    # newest first, even the strong n1: the documented approximation.
+    assert sorted(found[:2]) == ["Apple", "Apple pie"]
+    assert found[2:] == ["n3", "n4", "n5", "n2", "n1"]
+    for limit in (1, 2, 3, 4):
+        assert search_all(graph, "apple", limit) == found
+
+
+def test_a_large_pass_with_many_name_matches_windows_them_too(graph, monkeypatch):
+    monkeypatch.setattr(graphmod, "RANK_WINDOW", 2)
+    graph.create_entities([ent(f"kiwi {i}") for i in range(5)] + [ent("other", observations=["kiwi"])])
+    found = names(graph.search_nodes("kiwi", limit=100))
+    assert sorted(found[:2]) == ["kiwi 3", "kiwi 4"]  # the newest two name matches, by bm25
+    assert found[2:] == ["kiwi 2", "kiwi 1", "kiwi 0", "other"]
+    assert search_all(graph, "kiwi", 1) == found
+
+
+def test_a_large_all_words_pass_puts_first_those_with_a_word_in_the_name(graph, monkeypatch):
+    monkeypatch.setattr(graphmod, "RANK_WINDOW", 2)
+    graph.create_entities([ent("Red", observations=["red car"]), ent("Car", observations=["blue"]),
+                           ent("x", observations=["red car"]), ent("y", observations=["red car"]),
+                           ent("z", observations=["red car"]), ent("w", observations=["red"]),
+                           ent("v", observations=["bored cart"])])
+    # every word: Red (word in the name), newest two (y, z), older (x); any word: Car (name),
+    # then w; substring: v.
+    assert names(graph.search_nodes("red car", limit=100)) == ["Red", "y", "z", "x", "Car", "w", "v"]
+    assert search_all(graph, "red car", 3) == ["Red", "y", "z", "x", "Car", "w", "v"]
+
+
+@pytest.mark.parametrize("query", ['"', "AND", "OR NOT", "NEAR(a b)", "-rust", "name:Python", "{a b}",
+                                   "Python AND", "日本語", "a OR b NOT c", "x\ny", "entity_type", "* ^ :"])
+def test_no_query_text_causes_a_search_syntax_error_in_a_large_pass(languages, monkeypatch, query):
+    monkeypatch.setattr(graphmod, "RANK_WINDOW", 1)
+    languages.create_entities([ent(f"{query} {i}", observations=[query, "typing"]) for i in range(3)])
+    for text in (query, f"{query} typing", f"typing {query} scripting"):
+        assert set(languages.search_nodes(text, limit=2)) <= {"entities", "relations", "nextCursor"}
+        all_pages(languages.search_nodes, query=text, limit=2)
+
+
+VOCABULARY = ["red", "blue", "tree", "stone", "lake", "moon"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_large_passes_page_through_every_match_once_in_pass_order(graph, monkeypatch, seed):
+    rng = random.Random(seed)
+    monkeypatch.setattr(graphmod, "RANK_WINDOW", rng.choice([1, 2, 3, 5]))
+    items = []
+    for i in range(40):
+        text = " ".join(rng.choices(VOCABULARY + ["x" + rng.choice(VOCABULARY) + "x"], k=rng.randint(0, 4)))
+        items.append(ent(f"{rng.choice(VOCABULARY + ['e'])} {i}", rng.choice(VOCABULARY), [text] if text else []))
+    graph.create_entities(items)
+    for _ in range(4):
+        query = " ".join(rng.sample(VOCABULARY, rng.randint(1, 3)))
+        words = set(query.split())
+        tokens = {e["name"]: set(" ".join([e["name"], e["entityType"], *e["observations"]]).split()) for e in items}
+        every = {n for n, t in tokens.items() if words <= t}
+        some = {n for n, t in tokens.items() if words & t} - every
+        texts = {e["name"]: [e["name"], e["entityType"], *e["observations"]] for e in items}
+        substring = {n for n, t in texts.items() if any(query in x.lower() for x in t)} - every - some
+        whole = names(graph.search_nodes(query, limit=1000))
+        assert len(whole) == len(set(whole))
+        assert [set(whole[:len(every)]), set(whole[len(every):len(every) + len(some)]),
+                set(whole[len(every) + len(some):])] == [every, some, substring]
+        for limit in (1, 3, 7):
+            assert search_all(graph, query, limit) == whole
+
+
+def test_search_past_the_rank_window_pages_across_passes_and_keeps_old_name_matches(graph):
+    size = graphmod.RANK_WINDOW + 300
+    graph.create_entities([ent("Common Ancestor", observations=["the first one"])]
+                          + [ent(f"e{i:04}", observations=[f"common filler {i}"]) for i in range(size)]
+                          + [ent(f"both{i}", observations=["common zebra"]) for i in range(5)]
+                          + [ent(f"sub{i}", observations=["uncommon zebrax"]) for i in range(3)])
+    first = graph.search_nodes("common zebra", limit=10)
+    assert sorted(names(first)[:5]) == [f"both{i}" for i in range(5)]  # every word
+    assert names(first)[5] == "Common Ancestor"  # the oldest entity, but a name match
+    found = search_all(graph, "common zebra", 100)
+    assert len(found) == len(set(found)) == 1 + size + 5 + 3
+    assert found[:10] == names(first)
+    assert sorted(found[-3:]) == ["sub0", "sub1", "sub2"]  # substring matches last
+    assert search_all(graph, "common zebra", 333) == found
 
 
 # -- paging and the size ceiling -------------------------------------------------------------
