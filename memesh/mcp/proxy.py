@@ -1,9 +1,12 @@
 """StdioProxyClient: a window's ``memesh`` process, relaying stdio to its session in the daemon.
 
 Threads: a *reader* takes stdin lines from the first instant (nothing Claude Code sends
-during start-up is lost); the *main* thread submits them to the daemon; a *poller*
-long-polls the session's outgoing lines and writes them to stdout. Stdout carries
-JSON-RPC only; diagnostics go to stderr.
+during start-up is lost: until the session is open they wait in a queue) and, once it
+is, submits each line itself; answers that are ready at once (ping, tools/list, …) come
+back with the submit call. A *poller* long-polls everything else (tool results,
+notifications). Both write numbered batches in the session's order. The main thread
+connects, then waits for stdin to end. Stdout carries JSON-RPC only; diagnostics go to
+stderr.
 
 The proxy peeks at each line (method and id) only to keep its promises:
 
