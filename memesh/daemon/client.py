@@ -33,7 +33,6 @@ READ_ONLY = {
     "control": {"hello", "ping", "heartbeat", "status", "bye"},
     "graph": {"read_graph", "search_nodes", "open_nodes", "stats"},
     "memory": {"recall", "list", "stats"},
-    "mcp": {"poll"},
 }
 MAX_ATTEMPTS = 4
 

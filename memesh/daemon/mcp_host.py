@@ -115,7 +115,7 @@ class McpHost:
         """Lines queued for windows but not yet polled (the daemon waits for them on stop)."""
         with self._lock:
             sessions = [s for s, _ in self._sessions.values()]
-        return sum(getattr(s, "pending", lambda: 0)() for s in sessions)
+        return sum(s.pending() for s in sessions)
 
     def count(self) -> int:
         return len(self._sessions)

@@ -23,6 +23,7 @@ import select
 import signal
 import stat
 import sys
+import threading
 import time
 import uuid
 
@@ -121,7 +122,7 @@ class Daemon:
             "idleSecondsLeft": None if idle_left is None else round(idle_left, 3),
             "metrics": snapshot,
             "rssBytes": psutil.Process().memory_info().rss,
-            "threads": len(sys._current_frames()),
+            "threads": threading.active_count(),
         }
 
     # -- start-up ----------------------------------------------------------------------
@@ -143,7 +144,7 @@ class Daemon:
             log.warning("could not remove stale socket %s: %s", self.paths.socket, exc)
 
     def _open_services(self) -> dict:
-        """The shared objects besides control (each module is optional until it lands)."""
+        """The shared objects besides control (see ``memesh.daemon.services``)."""
         from memesh.daemon.services import open_services
 
         services, closers, self._thread_hooks = open_services(self)

@@ -101,7 +101,9 @@ def try_hello(paths: Paths, settings: Settings, info: dict, name: str) -> tuple[
             hello = channel.call("control", "hello", (info,), timeout=timeout)
         except Exception as exc:
             channel.close()
-            outcome = lockmod.HELLO_TIMEOUT if "timed out" in str(exc) or "Resource temporarily" in str(exc) else outcome
+            # A kernel receive timeout surfaces as EAGAIN (BlockingIOError) under ChannelBroken.
+            if isinstance(exc.__cause__, (BlockingIOError, TimeoutError)):
+                outcome = lockmod.HELLO_TIMEOUT
             continue
         return channel, hello, lockmod.HELLO_OK
     return None, None, outcome

@@ -314,6 +314,17 @@ def _contains(haystack: str | None, needle: str) -> bool:
     return haystack is not None and needle.lower() in haystack.lower()
 
 
+def _named_texts(values: Any, name: str, texts_field: str) -> list[tuple[str, list[str]]]:
+    """Validate ``[{"entityName": str, <texts_field>: [str]}]`` into (name, texts) pairs."""
+    items = []
+    for i, value in enumerate(_list(values, name)):
+        path = f"{name}[{i}]"
+        obj = _object(value, path)
+        items.append((_text(_field(obj, "entityName", path), f"{path}.entityName"),
+                      _texts(_field(obj, texts_field, path), f"{path}.{texts_field}")))
+    return items
+
+
 class KnowledgeGraph:
     """The knowledge graph stored in a :class:`~memesh.store.db.Database`; thread-safe.
 
@@ -375,12 +386,7 @@ class KnowledgeGraph:
 
     def add_observations(self, observations: list[Json]) -> list[Json]:
         """Add observations to existing entities; all or nothing (NotFound names the entity)."""
-        items = []
-        for i, value in enumerate(_list(observations, "observations")):
-            path = f"observations[{i}]"
-            obj = _object(value, path)
-            items.append((_text(_field(obj, "entityName", path), f"{path}.entityName"),
-                          _texts(_field(obj, "contents", path), f"{path}.contents")))
+        items = _named_texts(observations, "observations", "contents")
         results, now = [], time.time()
         with self._db.write() as conn:
             ids = self._ids(conn, {name for name, _ in items}, make_stubs=False)
@@ -413,12 +419,7 @@ class KnowledgeGraph:
 
     def delete_observations(self, deletions: list[Json]) -> dict[str, int]:
         """Delete the given observation texts; unknown entities and texts are ignored."""
-        items = []
-        for i, value in enumerate(_list(deletions, "deletions")):
-            path = f"deletions[{i}]"
-            obj = _object(value, path)
-            items.append((_text(_field(obj, "entityName", path), f"{path}.entityName"),
-                          _texts(_field(obj, "observations", path), f"{path}.observations")))
+        items = _named_texts(deletions, "deletions", "observations")
         deleted, now = 0, time.time()
         with self._db.write() as conn:
             ids = self._ids(conn, {name for name, _ in items}, make_stubs=False)
