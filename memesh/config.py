@@ -79,6 +79,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "daemon.max_connections": (256, _int_range(1, 65536), "connections served at once; more are refused"),
     "daemon.max_message_bytes": (10 * MiB, _int_range(1024, 1024 * MiB), "largest message the daemon reads"),
     "daemon.auto_upgrade": (True, _bool, "a newer client asks an older compatible daemon to hand over"),
+    "proxy.reconnect_budget": (30000, _int_range(100, 3600000), "ms a window's requests wait for a daemon before they are answered with an error"),
 }
 
 DEFAULTS: dict[str, Any] = {key: spec[0] for key, spec in SCHEMA.items()}

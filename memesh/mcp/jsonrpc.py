@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, NamedTuple, Union
 
 JSONRPC_VERSION = "2.0"
@@ -45,6 +46,12 @@ PROTOCOL_CODES = frozenset({
 # A line larger than this is discarded unread and answered with INVALID_REQUEST: it bounds
 # the memory one window can make the server (or the daemon) hold for a single message.
 MAX_LINE_BYTES = 10 * 1024 * 1024
+
+# Arrays and objects nested deeper than this are refused (INVALID_REQUEST, with the id when
+# it can be read). MCP messages nest a handful of levels; the bound keeps every later step
+# (validation, pickling to the daemon, storing) far from Python's recursion limit, and a
+# message too deep for the decoder itself is still answered, not a crash.
+MAX_DEPTH = 128
 
 RequestId = Union[str, int]
 
@@ -109,8 +116,8 @@ def is_valid_id(value: Any) -> bool:
 
 
 def id_key(value: RequestId) -> tuple[bool, Any]:
-    """A hashable key that keeps ``1`` and ``"1"`` apart (they are different ids)."""
-    return (isinstance(value, str), value)
+    """A hashable key that keeps ``1`` and ``"1"`` apart (they are different ids); ``7.0`` is ``7``."""
+    return (isinstance(value, str), _normal_id(value))
 
 
 def _reject_constant(name: str) -> Any:
@@ -122,7 +129,13 @@ def _loads(text: str) -> Any:
 
 
 def parse_line(line: str | bytes) -> Message | None:
-    """Classify one line from the peer. Blank lines give ``None``; never raises."""
+    """Classify one line from the peer; never raises.
+
+    ``None`` means there is nothing to answer: a blank line, or a notification (or a
+    peer's response) that cannot be used. A request that cannot be used is answered with
+    its id whenever the id can still be read (bad UTF-8, nesting too deep).
+    """
+    bad_utf8 = None
     if isinstance(line, (bytes, bytearray)):
         line = bytes(line).removesuffix(b"\n").removesuffix(b"\r")
         if len(line) > MAX_LINE_BYTES:
@@ -130,7 +143,8 @@ def parse_line(line: str | bytes) -> Message | None:
         try:
             line = line.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return Invalid(error(None, PARSE_ERROR, f"Parse error: the line is not valid UTF-8 ({exc.reason} at byte {exc.start})"))
+            bad_utf8 = f"Parse error: the line is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            line = line.decode("utf-8", "replace")
     else:
         line = line.removesuffix("\n").removesuffix("\r")
         if len(line) * 4 > MAX_LINE_BYTES and len(line.encode("utf-8", "surrogatepass")) > MAX_LINE_BYTES:
@@ -138,10 +152,87 @@ def parse_line(line: str | bytes) -> Message | None:
     if not line.strip():
         return None
     try:
-        obj = _loads(line)
-    except (ValueError, RecursionError) as exc:
-        return Invalid(error(None, PARSE_ERROR, f"Parse error: {_short(exc)}"))
-    return classify(obj)
+        obj, deep = _decode(line)
+    except ValueError as exc:
+        return Invalid(error(None, PARSE_ERROR, bad_utf8 or f"Parse error: {_short(exc)}"))
+    message = classify(obj)
+    if bad_utf8 is not None:
+        return _refuse(message, PARSE_ERROR, bad_utf8)
+    if deep:
+        return _refuse(message, INVALID_REQUEST, f"Invalid Request: arrays and objects nest more than {MAX_DEPTH} levels deep; "
+                                                 f"memesh reads at most {MAX_DEPTH}")
+    return message
+
+
+def _refuse(message: Message, code: int, text: str) -> Message | None:
+    """The answer owed for a readable but unusable message: requests get ``code`` with their id."""
+    if isinstance(message, Request):
+        return Invalid(error(message.id, code, text))
+    if isinstance(message, Invalid):
+        return message if code != PARSE_ERROR else Invalid(error(None, code, text))
+    return None  # a notification or a response: never answered
+
+
+def _decode(text: str) -> tuple[Any, bool]:
+    """The JSON value of ``text`` and whether it nests deeper than :data:`MAX_DEPTH`.
+
+    A value too deep for the decoder is decoded with every container nested in the top
+    level replaced by ``{}`` (so its id and method can still be read); ``ValueError`` if
+    it is not JSON (a too-deep part is checked only for balance).
+    """
+    try:
+        obj = _loads(text)
+    except RecursionError:
+        return _loads(_flatten_deep(text)), True
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return obj, False  # cannot nest deeper than it has brackets
+    return obj, deeper_than(obj, MAX_DEPTH)
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays/objects nest more than ``limit`` levels in ``value`` (iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[{]+|[\]}]+')
+
+
+def _flatten_deep(text: str) -> str:
+    """``text`` with every array/object inside the top-level value replaced by ``{}``.
+
+    A scan without recursion (strings skipped whole, runs of brackets counted at once),
+    used only for text the decoder found too deep. Malformed text stays malformed.
+    """
+    parts, depth, start, kept = [], 0, -1, 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            continue
+        if token[0] in "[{":
+            if depth <= 1 < depth + len(token):
+                start = match.start() + (1 - depth)
+            depth += len(token)
+        else:
+            if depth - len(token) <= 1 < depth:
+                end = match.start() + (depth - 1)
+                parts += [text[kept:start], "{}"]
+                kept = end
+            depth -= len(token)
+            if depth < 0:
+                break
+    if depth > 0:
+        raise ValueError("an array or object is never closed")
+    parts.append(text[kept:])
+    return "".join(parts)
 
 
 def classify(obj: Any) -> Message:

@@ -1,26 +1,38 @@
 """StdioProxyClient: a window's ``memesh`` process, relaying stdio to its session in the daemon.
 
-Threads: a *reader* takes stdin lines from the first instant (nothing Claude Code sends
-during start-up is lost: until the session is open they wait in a queue) and, once it
-is, submits each line itself; answers that are ready at once (ping, tools/list, …) come
-back with the submit call. A *poller* long-polls everything else (tool results,
-notifications). Both write numbered batches in the session's order. The main thread
-connects, then waits for stdin to end. Stdout carries JSON-RPC only; diagnostics go to
-stderr.
+Threads, each with one job:
 
-The proxy peeks at each line (method and id) only to keep its promises:
+* *stdin* (:class:`~memesh.mcp.stdin.StdinReader`) reads lines from the first instant and
+  reads every line to its end, whatever the daemon is doing. It parses each line once
+  (:func:`memesh.mcp.jsonrpc.parse_line`: bounded depth, strict UTF-8) and answers on the
+  spot what cannot be sent on (bad JSON, bad UTF-8, too deep, too large for a daemon
+  frame, an id already in flight); everything else goes, in order, to the submitter.
+* *submit* sends lines to the session; answers ready at once (ping, tools/list, …) come
+  back with the submit call. It connects first and reconnects when needed.
+* *poll* long-polls everything else (tool results, notifications). Both write numbered
+  batches in the session's order.
+* the main thread waits for the end of stdin or SIGINT/SIGTERM, then says goodbye to the
+  daemon and returns 0 — within 2 s in every state, since no other thread has to finish.
 
-* every request is remembered until its response passes through, so when the daemon
-  goes away (crash, restart, upgrade) the proxy reconnects — running the election and
-  starting a daemon if none comes back — opens a new session, replays the client's
-  ``initialize``/``notifications/initialized`` (and state such as ``logging/setLevel``
-  and resource subscriptions), swallowing the replayed responses, then resends held
-  requests. A request the old daemon may have executed is resent only if it is
+Stdout carries JSON-RPC only (written with ``os.write``, never through ``sys.stdout``);
+diagnostics go to stderr. The promises the proxy keeps:
+
+* one id, one answer: a request is remembered from the moment it is read until its one
+  answer is written; whoever removes it from ``pending`` (the session's answer, or an
+  error from the proxy) is the only one who writes an answer, and a request that is no
+  longer pending is never sent (again);
+* when the daemon goes away (crash, restart, upgrade) the proxy reconnects — running the
+  election and starting a daemon if none comes back — opens a new session, replays the
+  client's ``initialize``/``notifications/initialized`` (and ``logging/setLevel`` and
+  resource subscriptions) under ids of its own whose answers it swallows, then resends
+  held requests. A request the old daemon may have executed is resent only if it is
   read-only; otherwise it is answered with an error saying the outcome is unknown;
-* if no daemon can be reached in time, every waiting request gets an error reply and
-  the proxy keeps trying: it never goes silent.
+* if no daemon can be reached within ``proxy.reconnect_budget``, every waiting request is
+  answered with an error (and never sent later) and the proxy keeps trying: it never
+  goes silent.
 
-The same loop serves standalone mode over an in-process session (``LocalChannel``).
+The same loop serves standalone mode over an in-process session (``LocalChannel``), and
+a window whose home is unusable over a host that answers every request with the reason.
 """
 from __future__ import annotations
 
@@ -30,21 +42,26 @@ import queue
 import sys
 import threading
 import time
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from memesh.daemon.channel import ChannelBroken
 from memesh import lazylog
-from memesh.errors import DaemonDraining, MemeshError, NotFound
+from memesh.daemon.channel import ChannelBroken
+from memesh.errors import DaemonDraining, MemeshError, MessageTooLarge, NotFound
 from memesh.mcp import jsonrpc
+from memesh.mcp.stdin import EOF, OVERSIZE, StdinReader, split_lines  # noqa: F401  (re-exported)
 
 log = lazylog.get(__name__)  # the proxy's start-up path: see memesh.lazylog
 
 MAX_LINE = jsonrpc.MAX_LINE_BYTES  # a longer stdin line is answered with an error and dropped
 POLL_TIMEOUT = 1.0  # seconds per long-poll; also the proxy's effective heartbeat
 HEARTBEAT = 2.0  # seconds promised to the daemon (it drops us after 3 missed)
-RECONNECT_BUDGET = 30.0  # seconds of reconnect attempts before waiting requests are answered with errors
-EOF_GRACE = 1.0  # seconds to let in-flight answers out after stdin closes (exit stays < 2 s)
+SUBMIT_TIMEOUT = 30.0  # seconds a submit may take: it only queues the line in the session
+RECONNECT_BUDGET = 30.0  # default of proxy.reconnect_budget (s) before waiting requests get errors
+EOF_GRACE = 1.0  # seconds to let in-flight answers out after stdin closes
+BYE_WAIT = 0.3  # seconds the goodbye to the daemon may take at exit
+JOIN_WAIT = 0.3  # seconds the exit waits for the submit and poll threads to notice
 ORDER_WAIT = 1.0  # seconds a batch of output waits for an earlier one held by the other thread
+MAIN_TICK = 0.1  # seconds between the main thread's looks at the signal flag
 
 OUTCOME_UNKNOWN = -31001  # application range: outside JSON-RPC's reserved -32768…-32000
 UNAVAILABLE = -31002
@@ -55,170 +72,141 @@ READ_ONLY_METHODS = frozenset({
     "logging/setLevel", "resources/subscribe", "resources/unsubscribe",
 })
 REPLAYED_METHODS = ("logging/setLevel", "resources/subscribe", "resources/unsubscribe")
-EOF = object()
-OVERSIZE = object()
+NOT_SENT = -1  # Pending.gen of a request no session has been given
+
+#: Signals received (SIGINT/SIGTERM): the handler only records them; the main loop acts.
+STOP_SIGNALS: list[int] = []
 
 
-def id_key(value) -> str:
-    return json.dumps(value, sort_keys=True)
+def install_signal_handlers() -> None:
+    """SIGINT and SIGTERM end the window cleanly (exit 0) instead of raising in any thread."""
+    import signal
+
+    def record(signum, frame):  # noqa: ARG001 - the signal module's signature
+        STOP_SIGNALS.append(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, record)
 
 
-def peek(line: bytes | str) -> dict | None:
-    """The parsed message if it is a JSON object, else None (the session answers garbage)."""
+def output_id(line: str) -> tuple[bool, Any]:
+    """``(is_response, id)`` of a line the session wrote; cheap for the session's own layout."""
+    prefix = '{"jsonrpc":"2.0","id":'
+    if line.startswith(prefix):
+        try:
+            value, end = _DECODER.raw_decode(line, len(prefix))
+        except ValueError:
+            pass
+        else:
+            return not line.startswith(',"method"', end), value
     try:
         msg = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return msg if isinstance(msg, dict) else None
+    except (ValueError, RecursionError):
+        return False, None
+    if not isinstance(msg, dict):
+        return False, None
+    return ("method" not in msg and "id" in msg), msg.get("id")
 
 
-class StdinReader(threading.Thread):
-    """Reads stdin lines from the first instant; oversize lines become OVERSIZE, the end EOF.
-
-    Until a handler is attached, items wait in ``lines`` (nothing sent during start-up is
-    lost). :meth:`attach` hands the queued items to the handler, in order, and from then
-    on this thread calls the handler itself: one thread hop less per request.
-    """
-
-    def __init__(self, stream: BinaryIO, limit: int = MAX_LINE):
-        super().__init__(name="stdin", daemon=True)
-        self.stream = stream
-        self.limit = limit
-        self.lines: queue.Queue = queue.Queue()
-        self._handler = None
-        self._order = threading.Lock()  # held while items are handed over: keeps them in order
-
-    def attach(self, handler) -> None:
-        with self._order:
-            self._handler = handler
-            self._drain()
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                item = self.lines.get_nowait()
-            except queue.Empty:
-                return
-            self._handler(item)
-
-    def _emit(self, item) -> None:
-        with self._order:
-            if self._handler is None:
-                self.lines.put(item)
-                return
-            self._drain()
-            self._handler(item)
-
-    def run(self) -> None:
-        try:
-            while True:
-                line = self.stream.readline(self.limit + 1)
-                if not line:
-                    break
-                if len(line) > self.limit:
-                    while not line.endswith(b"\n"):
-                        line = self.stream.readline(1 << 20)
-                        if not line:
-                            break
-                    self._emit(OVERSIZE)
-                    continue
-                if line.strip():
-                    self._emit(line)
-        except (OSError, ValueError):
-            pass
-        self._emit(EOF)
+_DECODER = json.JSONDecoder()
 
 
 class Pending:
-    __slots__ = ("line", "method", "read_only", "gen", "resent")
+    """A request read from the client and not answered yet."""
 
-    def __init__(self, line: bytes, method: str, read_only: bool):
-        self.line = line
+    __slots__ = ("id", "key", "text", "method", "read_only", "gen")
+
+    def __init__(self, request_id: Any, text: str, method: str, read_only: bool):
+        self.id = request_id
+        self.key = jsonrpc.id_key(request_id)
+        self.text = text
         self.method = method
         self.read_only = read_only
-        self.gen = -1  # generation of the session it was submitted to (-1: not yet)
-        self.resent = False  # sent again after a reconnect: a second answer may follow
-
-
-class LocalChannel:
-    """The channel interface over an in-process session host (standalone mode)."""
-
-    def __init__(self, host):
-        self._host = host
-        self.closed = False
-
-    def call(self, ident: str, method: str, args: tuple = (), kwargs: dict | None = None, timeout: float | None = None):
-        if ident == "mcp":
-            return getattr(self._host, method)(*args, **(kwargs or {}))
-        return None
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._host.shutdown()
+        self.gen = NOT_SENT  # generation of the session it was last given to
 
 
 class Proxy:
-    def __init__(self, reader: StdinReader, stdout: BinaryIO, connect, context: dict):
-        """``connect()`` returns ``(submit_channel, poll_channel, session_id, info)``."""
+    def __init__(self, reader: StdinReader, stdout: BinaryIO | int, connect, context: dict, *,
+                 reconnect_budget: float = RECONNECT_BUDGET):
+        """``connect()`` returns ``(submit_channel, poll_channel, session_id, info)``.
+
+        ``info`` may carry ``readOnlyTools`` and ``lineLimit`` (the longest line, in
+        bytes, the session can be sent: a daemon frame is capped).
+        """
         self.reader = reader
-        self.stdout = stdout
+        self._out = stdout
         self._connect = connect
         self.context = context
+        self.reconnect_budget = reconnect_budget
         self._out_lock = threading.Lock()
         self._state = threading.Condition()
-        self.pending: dict[str, Pending] = {}
-        self.swallow: set[str] = set()
-        self.resent: set[str] = set()  # ids answered once after a resend; a late second answer is dropped
-        self.init_line: bytes | None = None
-        self.initialized_line: bytes | None = None
-        self.state_lines: list[bytes] = []
+        self.pending: dict[Any, Pending] = {}
+        self.swallow: set[Any] = set()
+        self.init_request: jsonrpc.Request | None = None
+        self.initialized = False
+        self.state_requests: list[jsonrpc.Request] = []
         self.read_only_tools: frozenset[str] = frozenset()
+        self.line_limit = MAX_LINE
         self.gen = 0
         self.submit_ch = self.poll_ch = None
         self.sid = ""
         self.closing = False
         self._reconnecting = False
+        self._replays = 0
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._eof = threading.Event()
+        self._stop = threading.Event()  # set at exit: cuts every backoff sleep short
         self._order = threading.Condition()  # session output is written in batch order
         self._batch_gen = 0
         self._next_batch = 1
+        self._threads: list[threading.Thread] = []
 
     # -- output ------------------------------------------------------------------------
     def write(self, line: str) -> None:
         data = line.encode("utf-8") + b"\n"
-        with self._out_lock:
-            try:
-                self.stdout.write(data)
-                self.stdout.flush()
-            except (OSError, ValueError):
-                pass  # the client is gone; stdin EOF follows
+        if not self._out_lock.acquire(timeout=BYE_WAIT if self.closing else -1):
+            return  # a write blocked on a client that stopped reading; we are leaving
+        try:
+            if isinstance(self._out, int):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._out, view):]
+            else:
+                self._out.write(data)
+                self._out.flush()
+        except (OSError, ValueError):
+            pass  # the client is gone; stdin EOF follows
+        finally:
+            self._out_lock.release()
 
-    def deliver(self, line: str) -> None:
-        msg = peek(line)
-        if msg is not None and "method" not in msg and "id" in msg:
-            key = id_key(msg["id"])
+    def reply_error(self, request_id: Any, code: int, message: str, data: Any = None) -> None:
+        self.write(jsonrpc.dumps(jsonrpc.error(request_id, code, message, data)))
+
+    def deliver(self, gen: int, line: str) -> None:
+        """Write one line of session ``gen``'s output, unless it answers no pending request."""
+        is_response, rid = output_id(line)
+        if is_response and rid is not None:
+            key = jsonrpc.id_key(rid) if jsonrpc.is_valid_id(rid) else None
             with self._state:
                 if key in self.swallow:
                     self.swallow.discard(key)
                     return
-                entry = self.pending.pop(key, None)
-                if entry is None and key in self.resent:
-                    # The second answer to a read-only request that was resent after a
-                    # reconnect while the old daemon's answer was still on its way.
-                    self.resent.discard(key)
+                entry = self.pending.get(key)
+                if entry is None or entry.gen != gen:
+                    # Already answered (an error of ours, a cancel) or meant for a session
+                    # we left: one id gets one answer.
+                    log.debug("dropping a second or stale answer to id %r", rid)
                     return
-                if entry is not None and entry.resent:
-                    self.resent.add(key)
+                del self.pending[key]
                 self._state.notify_all()
         self.write(line)
 
     def deliver_batch(self, gen: int, batch) -> None:
         """Write a numbered batch of the session's output, in the session's order.
 
-        The submitting thread (answers ready at once) and the poller (everything else)
-        both take batches; a batch waits (bounded) for the ones numbered before it. A
-        batch of an older session is written as it comes: that session is gone.
+        The submitter (answers ready at once) and the poller (everything else) both take
+        batches; a batch waits (bounded) for the ones numbered before it. A batch of an
+        older session is written as it comes: that session is gone.
         """
         seq, lines = batch
         if not lines:
@@ -228,41 +216,72 @@ class Proxy:
                 self._batch_gen, self._next_batch = gen, 1
             if gen == self._batch_gen:
                 deadline = time.monotonic() + ORDER_WAIT
-                while seq > self._next_batch and self.gen == gen and not self.closing:
+                while seq > self._next_batch and self.gen <= gen and not self.closing:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         log.warning("batch %d of the session output never came; writing %d anyway", self._next_batch, seq)
                         break
                     self._order.wait(left)
             for line in lines:
-                self.deliver(line)
+                self.deliver(gen, line)
             if gen == self._batch_gen and seq >= self._next_batch:
                 self._next_batch = seq + 1
                 self._order.notify_all()
 
-    def answer(self, key: str, code: int, message: str) -> None:
+    def answer(self, entry: Pending, code: int, message: str, data: Any = None) -> None:
+        """Answer ``entry`` with an error of ours, unless it has been answered already."""
         with self._state:
-            entry = self.pending.pop(key, None)
+            if self.pending.get(entry.key) is not entry:
+                return
+            del self.pending[entry.key]
             self._state.notify_all()
-        if entry is not None:
-            self.write(jsonrpc.dumps(jsonrpc.error(json.loads(key), code, message)))
+        self.reply_error(entry.id, code, message, data)
 
     # -- connection --------------------------------------------------------------------
-    def connect(self) -> None:
-        submit_ch, poll_ch, sid, info = self._connect()
-        with self._state:
-            self.submit_ch, self.poll_ch, self.sid = submit_ch, poll_ch, sid
-            self.read_only_tools = frozenset(info.get("readOnlyTools") or ())
-            self.gen += 1
-            self._state.notify_all()
-
     def current(self):
         with self._state:
             return self.submit_ch, self.poll_ch, self.sid, self.gen
 
+    def _open(self) -> None:
+        """Connect, restore the client's session state on the new session, then publish it."""
+        submit_ch, poll_ch, sid, info = self._connect()
+        try:
+            with self._state:
+                gen = self.gen + 1
+            for line in self._replay_lines():
+                self.deliver_batch(gen, submit_ch.call("mcp", "submit", (sid, line), timeout=SUBMIT_TIMEOUT))
+        except BaseException:
+            for channel in (submit_ch, poll_ch):
+                channel.close()
+            raise
+        with self._state:
+            self.submit_ch, self.poll_ch, self.sid, self.gen = submit_ch, poll_ch, sid, gen
+            self.read_only_tools = frozenset(info.get("readOnlyTools") or ())
+            self.line_limit = int(info.get("lineLimit") or MAX_LINE)
+            self._state.notify_all()
+
+    def _replay_lines(self) -> list[str]:
+        """The client's session state as lines for a new session, under ids whose answers we swallow."""
+        with self._state:
+            requests = [r for r in (self.init_request, *self.state_requests) if r is not None]
+            initialized = self.initialized
+        lines = []
+        for number, request in enumerate(requests):
+            with self._state:
+                self._replays += 1
+                replay_id = f"memesh-replay-{os.getpid()}-{self._replays}"
+                self.swallow.add(jsonrpc.id_key(replay_id))
+            message = {"jsonrpc": "2.0", "id": replay_id, "method": request.method}
+            if request.params is not None:
+                message["params"] = request.params
+            lines.append(jsonrpc.dumps(message))
+            if number == 0 and initialized:
+                lines.append(jsonrpc.dumps(jsonrpc.notification("notifications/initialized")))
+        return lines
+
     def reconnect(self, failed_gen: int) -> None:
-        """Replace a lost session. Single-flight: whoever notices first reconnects and
-        restores the session; everyone else waits for it, then retries on the new one."""
+        """Replace a lost session (or open the first). Single-flight: whoever notices first
+        reconnects; everyone else waits for it, then retries on the new session."""
         with self._state:
             if failed_gen != self.gen or self.closing:
                 return
@@ -281,17 +300,18 @@ class Proxy:
             attempt = 0
             while not self.closing:
                 try:
-                    self.connect()
-                    if self._restore():
+                    self._open()
+                    break
+                except Exception as exc:
+                    if self.closing:
                         break
-                except (MemeshError, OSError, EOFError) as exc:
                     log.warning("daemon unavailable (%s); retrying", exc)
-                if time.monotonic() - started > RECONNECT_BUDGET:
-                    self.fail_waiting("the memesh daemon is unavailable; retry in a moment")
+                if time.monotonic() - started > self.reconnect_budget:
+                    self.fail_waiting(time.monotonic() - started)
                     started = time.monotonic()
                 from memesh.backoff import next_delay
 
-                time.sleep(next_delay(attempt))
+                self._stop.wait(next_delay(attempt))
                 attempt += 1
         finally:
             with self._state:
@@ -299,126 +319,178 @@ class Proxy:
                 self._state.notify_all()
         self.settle()
 
-    def _restore(self) -> bool:
-        """Replay initialize/initialized and session state on the new session (answers swallowed)."""
-        with self._state:
-            submit_ch, sid = self.submit_ch, self.sid
-            lines = [line for line in (self.init_line, self.initialized_line, *self.state_lines) if line is not None]
-            for line in lines:
-                msg = peek(line)
-                if msg is not None and "id" in msg and msg.get("method") is not None:
-                    self.swallow.add(id_key(msg["id"]))
-        with self._state:
-            gen = self.gen
-        try:
-            for line in lines:
-                batch = submit_ch.call("mcp", "submit", (sid, line.decode("utf-8", "replace")), timeout=30.0)
-                self.deliver_batch(gen, batch)
-        except (MemeshError, OSError, EOFError) as exc:
-            log.warning("could not restore the session on the new daemon (%s); retrying", exc)
-            with self._state:
-                channels = (self.submit_ch, self.poll_ch)
-                self.submit_ch = self.poll_ch = None
-            for channel in channels:
-                if channel is not None:
-                    channel.close()
-            return False
-        return True
-
     def settle(self) -> None:
-        """Requests a lost session may have run: resend the read-only ones, answer the rest.
-
-        Entries still being submitted by their own thread (gen -1) are that thread's
-        business; entries being resent are claimed (gen -2) so no one sends them twice.
-        """
+        """Requests a lost session may have run: resend the read-only ones, answer the rest."""
         with self._state:
             gen = self.gen
             resend, unknown = [], []
-            for key, entry in self.pending.items():
+            for entry in self.pending.values():
                 if 0 <= entry.gen < gen:
                     if entry.read_only:
-                        entry.gen = -2
-                        entry.resent = True
+                        entry.gen = NOT_SENT
                         resend.append(entry)
                     else:
-                        unknown.append(key)
-        for key in unknown:
-            log.warning("request %s was in flight when the daemon went away; its outcome is unknown", key)
-            self.answer(key, OUTCOME_UNKNOWN, "the memesh daemon restarted before answering; this request may or may not have taken effect — check before repeating it")
+                        unknown.append(entry)
+        for entry in unknown:
+            log.warning("request %r was in flight when the daemon went away; its outcome is unknown", entry.id)
+            self.answer(entry, OUTCOME_UNKNOWN, "the memesh daemon restarted before answering; this request may or may not "
+                                                "have taken effect — check before repeating it")
         for entry in resend:
-            self._submit(entry.line, entry)
+            self._queue.put((entry.text, entry, jsonrpc.parse_line(entry.text)))
 
-    def fail_waiting(self, reason: str) -> None:
+    def fail_waiting(self, waited: float) -> None:
+        """No daemon for too long: answer every waiting request (none of them is sent later)."""
         with self._state:
-            keys = list(self.pending)
-        for key in keys:
-            self.answer(key, UNAVAILABLE, reason)
+            entries = list(self.pending.values())
+        for entry in entries:
+            if entry.gen >= 0 and not entry.read_only:
+                self.answer(entry, OUTCOME_UNKNOWN, f"the memesh daemon stopped answering ({waited:.0f} s) after this request "
+                                                    "was sent; it may or may not have taken effect — check before repeating it")
+            else:
+                self.answer(entry, UNAVAILABLE, f"the memesh daemon has been unavailable for {waited:.0f} s; this request was "
+                                                "not run — retry in a moment (`memesh daemon status` shows what is wrong)")
 
-    # -- input -------------------------------------------------------------------------
-    def _is_read_only(self, msg: dict) -> bool:
-        method = msg.get("method")
-        if method in READ_ONLY_METHODS:
+    # -- input (the stdin thread) --------------------------------------------------------
+    def _is_read_only(self, request: jsonrpc.Request) -> bool:
+        if request.method in READ_ONLY_METHODS:
             return True
-        if method == "tools/call":
-            params = msg.get("params")
+        if request.method == "tools/call":
+            params = request.params
             return isinstance(params, dict) and params.get("name") in self.read_only_tools
         return False
 
-    def handle(self, line: bytes) -> None:
-        msg = peek(line)
-        entry = None
-        if msg is not None:
-            method = msg.get("method")
-            if isinstance(method, str) and "id" in msg:
-                entry = Pending(line, method, self._is_read_only(msg))
-                with self._state:
-                    self.pending[id_key(msg["id"])] = entry
-                if method == "initialize":
-                    self.init_line = line
-                elif method in REPLAYED_METHODS:
-                    self.state_lines.append(line)
-            elif method == "notifications/initialized":
-                self.initialized_line = line
-            elif method == "notifications/cancelled":
-                params = msg.get("params")
-                if isinstance(params, dict) and "requestId" in params:
-                    with self._state:
-                        self.pending.pop(id_key(params["requestId"]), None)
-                        self._state.notify_all()
-        self._submit(line, entry)
+    def on_item(self, item) -> None:
+        try:
+            if item is EOF:
+                self._eof.set()
+            elif item is OVERSIZE:
+                self.write(jsonrpc.dumps(jsonrpc.oversize_reply()))
+            else:
+                self.handle(item)
+        except Exception:
+            log.exception("could not handle a line from the client")
 
-    def _submit(self, line: bytes, entry: Pending | None) -> None:
-        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+    def handle(self, line: bytes) -> None:
+        """Answer what cannot go on; queue the rest for the submitter. Never blocks on the daemon."""
+        message = jsonrpc.parse_line(line)
+        if message is None:
+            return
+        if isinstance(message, jsonrpc.Invalid):
+            self.write(jsonrpc.dumps(message.reply))
+            return
+        limit = self.line_limit
+        if len(line) > limit:
+            if isinstance(message, jsonrpc.Request):
+                self.reply_error(message.id, jsonrpc.INVALID_REQUEST,
+                                 f"Invalid Request: the message is {len(line)} bytes and the memesh daemon accepts at most "
+                                 f"{limit} (daemon.max_message_bytes); send smaller requests", {"maxBytes": limit})
+            return
+        entry = None
+        if isinstance(message, jsonrpc.Request):
+            entry = Pending(message.id, "", message.method, self._is_read_only(message))
+            with self._state:
+                duplicate = entry.key in self.pending
+                if not duplicate:
+                    self.pending[entry.key] = entry
+            if duplicate:
+                # Answering it with its id would give the client two answers for one id.
+                self.reply_error(None, jsonrpc.INVALID_REQUEST,
+                                 f"Invalid Request: id {json.dumps(message.id)} is already in use by a request in progress; "
+                                 "this request was not run", {"id": message.id})
+                return
+        elif isinstance(message, jsonrpc.Notification):
+            params = message.params if isinstance(message.params, dict) else {}
+            if message.method == "notifications/cancelled" and jsonrpc.is_valid_id(params.get("requestId")):
+                with self._state:
+                    self.pending.pop(jsonrpc.id_key(params["requestId"]), None)  # its answer, if any, is dropped
+                    self._state.notify_all()
+        text = line.decode("utf-8")  # strict UTF-8 was checked by parse_line
+        if entry is not None:
+            entry.text = text
+        self._queue.put((text, entry, message))
+
+    def _remember(self, message) -> None:
+        """Session state the client set up, replayed on every later session (once the
+        session it was sent to has taken it: what never arrived is sent as itself)."""
+        if isinstance(message, jsonrpc.Request):
+            if message.method == "initialize":
+                self.init_request = message
+            elif message.method in REPLAYED_METHODS:
+                with self._state:
+                    self.state_requests.append(message)
+        elif isinstance(message, jsonrpc.Notification) and message.method == "notifications/initialized":
+            self.initialized = True
+
+    # -- the submit thread -------------------------------------------------------------
+    def submit_loop(self) -> None:
+        self.reconnect(0)  # the first session, before any line needs it
         while not self.closing:
-            submit_ch, _, sid, gen = self.current()
+            item = self._queue.get()
+            if item is None:
+                return
+            text, entry, message = item
+            try:
+                if self._submit(text, entry):
+                    self._remember(message)
+            except Exception as exc:
+                log.exception("could not submit a line")
+                if entry is not None:
+                    self.answer(entry, jsonrpc.INTERNAL_ERROR, f"memesh could not pass this request on ({type(exc).__name__}: {exc})")
+
+    def _submit(self, text: str, entry: Pending | None) -> bool:
+        """Send one line to the current session (reconnecting as needed); whether it was taken."""
+        while not self.closing:
+            with self._state:
+                if entry is not None and self.pending.get(entry.key) is not entry:
+                    return False  # answered (an error of ours) or cancelled: never sent again
+                submit_ch, sid, gen = self.submit_ch, self.sid, self.gen
+                if submit_ch is not None and entry is not None:
+                    entry.gen = gen  # from here on the session may have it
             if submit_ch is None:
                 self.reconnect(gen)
                 continue
             try:
-                batch = submit_ch.call("mcp", "submit", (sid, text), timeout=30.0)
+                batch = submit_ch.call("mcp", "submit", (sid, text), timeout=SUBMIT_TIMEOUT)
             except (DaemonDraining, NotFound):
+                self._not_taken(entry, gen)
                 self.reconnect(gen)  # not taken: resend to the next daemon
                 continue
             except ChannelBroken as exc:
                 log.info("submit failed (sent=%s): %s", exc.sent, exc)
                 if entry is not None and exc.sent:
-                    entry.gen = gen  # maybe taken: settle() resends it only if read-only
-                    self.reconnect(gen)
+                    self.reconnect(gen)  # maybe taken: settle() resends it only if read-only
                     self.settle()  # in case another thread had already reconnected
-                    return
+                    return False
+                self._not_taken(entry, gen)
                 self.reconnect(gen)
                 continue
-            if entry is not None:
-                entry.gen = gen
+            except MessageTooLarge as exc:
+                if entry is not None:
+                    self.answer(entry, jsonrpc.INVALID_REQUEST, f"Invalid Request: {exc}; send smaller requests")
+                return False
+            except MemeshError as exc:
+                if entry is not None:
+                    self.answer(entry, jsonrpc.INTERNAL_ERROR, str(exc))
+                return False
             self.deliver_batch(gen, batch)
-            return
+            return True
+        return False
 
-    # -- threads -----------------------------------------------------------------------
+    def _not_taken(self, entry: Pending | None, gen: int) -> None:
+        if entry is not None:
+            with self._state:
+                if entry.gen == gen:
+                    entry.gen = NOT_SENT
+
+    # -- the poll thread ---------------------------------------------------------------
     def poll_loop(self) -> None:
         while not self.closing:
             _, poll_ch, sid, gen = self.current()
             if poll_ch is None:
                 self.reconnect(gen)
+                with self._state:
+                    if self.poll_ch is None and not self.closing:
+                        self._state.wait(0.5)  # the first session is opened by the submitter
                 continue
             try:
                 batch = poll_ch.call("mcp", "poll", (sid, POLL_TIMEOUT), timeout=POLL_TIMEOUT + 10.0)
@@ -428,44 +500,61 @@ class Proxy:
                 log.info("lost the session (%r); reconnecting", exc)
                 self.reconnect(gen)
                 continue
-            self.deliver_batch(gen, batch)
-
-    def _on_item(self, item) -> None:
-        if item is EOF:
-            self._eof.set()
-        elif item is OVERSIZE:
-            self.write(jsonrpc.dumps(jsonrpc.oversize_reply()))
-        else:
-            self.handle(item)
-
-    def run(self) -> int:
-        poller = threading.Thread(target=self.poll_loop, name="poll", daemon=True)
-        poller.start()
-        self.reader.attach(self._on_item)
-        self._eof.wait()
-        return self.finish()
-
-    def finish(self) -> int:
-        deadline = time.monotonic() + EOF_GRACE
-        with self._state:
-            while self.pending and time.monotonic() < deadline:
-                self._state.wait(max(0.0, deadline - time.monotonic()))
-            self.closing = True
-        submit_ch, poll_ch, _, _ = self.current()
-        if submit_ch is not None:
             try:
-                submit_ch.call("control", "bye", timeout=0.5)
+                self.deliver_batch(gen, batch)
             except Exception:
-                pass
+                log.exception("could not write the session's output")
+
+    # -- the main thread ---------------------------------------------------------------
+    def run(self) -> int:
+        for name, target in (("submit", self.submit_loop), ("poll", self.poll_loop)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        self.reader.attach(self.on_item)
+        while not self._eof.wait(MAIN_TICK):
+            if STOP_SIGNALS:
+                break
+        return self.finish(grace=not STOP_SIGNALS)
+
+    def finish(self, grace: bool = True) -> int:
+        """Leave: let answers in flight out (EOF only, bounded), say goodbye, close. Returns 0."""
+        if grace:
+            deadline = time.monotonic() + EOF_GRACE
+            with self._state:
+                while self.pending and time.monotonic() < deadline and not STOP_SIGNALS:
+                    self._state.wait(min(MAIN_TICK, max(0.0, deadline - time.monotonic())))
+        with self._state:
+            self.closing = True
+            self._state.notify_all()
+            submit_ch, poll_ch = self.submit_ch, self.poll_ch
+        self._stop.set()
+        self._queue.put(None)
+        if submit_ch is not None:
+            # In a thread of its own: the channel may be busy with a call to a daemon that hangs.
+            bye = threading.Thread(target=self._bye, args=(submit_ch,), name="bye", daemon=True)
+            bye.start()
+            bye.join(BYE_WAIT)
         for channel in (submit_ch, poll_ch):
             if channel is not None:
                 channel.close()
+        deadline = time.monotonic() + JOIN_WAIT
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         return 0
+
+    @staticmethod
+    def _bye(channel) -> None:
+        try:
+            channel.call("control", "bye", timeout=BYE_WAIT)
+        except Exception:
+            pass
 
 
 def daemon_connector(settings, context: dict):
     """``connect()`` for a Proxy: two channels to the daemon (started if needed) and a session."""
     from memesh import identity
+    from memesh.daemon import wire
     from memesh.daemon.spawn import connect_compatible, ensure_daemon
     from memesh.paths import paths_for
 
@@ -491,22 +580,29 @@ def daemon_connector(settings, context: dict):
             submit_ch.close()
             poll_ch.close()
             raise
-        return submit_ch, poll_ch, opened["sid"], opened
+        # The longest line whose submit frame the daemon still reads (a pickled str is its UTF-8).
+        overhead = len(wire.dumps(("mcp", "submit", (opened["sid"], "x" * 256), {}))) - 256 + 8
+        line_limit = min(MAX_LINE, settings["daemon.max_message_bytes"] - overhead)
+        return submit_ch, poll_ch, opened["sid"], {**opened, "lineLimit": line_limit}
 
     return connect
 
 
 def local_connector(settings, context: dict):
-    """``connect()`` for standalone mode: an in-process session on the same database."""
+    """``connect()`` for standalone mode: an in-process session on the same database, or,
+    when the home cannot be used, a host that answers every request with the reason."""
 
     def connect():
-        from memesh.daemon.clients import ClientRegistry
-        from memesh.daemon.mcp_host import McpHost
-        from memesh.daemon.services import open_local_services
-        from memesh.daemon.shutdown import ShutdownCoordinator
+        from memesh.mcp.standalone import LocalChannel, LocalHost, UnusableHost, unusable_home_reason
 
-        services = open_local_services(settings)
-        host = McpHost(services, ShutdownCoordinator(0), ClientRegistry())
+        try:
+            from memesh.daemon.services import open_local_services
+
+            host: Any = LocalHost(open_local_services(settings))
+        except Exception as exc:
+            reason = unusable_home_reason(settings.home, exc)
+            print(f"memesh: {reason}", file=sys.stderr)
+            host = UnusableHost(reason)
         channel = LocalChannel(host)
         opened = host.open(context)
         return channel, channel, opened["sid"], opened
@@ -514,17 +610,51 @@ def local_connector(settings, context: dict):
     return connect
 
 
-def serve(settings, reader: StdinReader, stdout: BinaryIO | None = None, *, standalone: bool = False) -> int:
-    """Serve one window: through the daemon, or standalone when asked, disabled or unusable."""
-    stdout = stdout or sys.stdout.buffer
+def unusable_connector(reason: str):
+    """``connect()`` serving only the error ``reason`` (e.g. the settings cannot be read)."""
+
+    def connect():
+        from memesh.mcp.standalone import LocalChannel, UnusableHost
+
+        host = UnusableHost(reason)
+        channel = LocalChannel(host)
+        opened = host.open({})
+        return channel, channel, opened["sid"], opened
+
+    return connect
+
+
+def with_fallback(first, fallback):
+    """``connect()`` that uses ``first`` unless its first attempt fails; then ``fallback`` for good."""
+    chosen: list = []
+
+    def connect():
+        if not chosen:
+            try:
+                opened = first()
+            except Exception as exc:
+                print(f"memesh: the shared daemon is unavailable ({exc}); serving this window standalone", file=sys.stderr)
+                chosen.append(fallback)
+            else:
+                chosen.append(first)
+                return opened
+        return chosen[0]()
+
+    return connect
+
+
+def serve(settings, reader: StdinReader, stdout: BinaryIO | int | None = None, *, standalone: bool = False,
+          problem: str | None = None) -> int:
+    """Serve one window: through the daemon, standalone when asked or disabled or when the
+    daemon cannot be used, or (``problem``) with only an error saying what is wrong."""
+    out = stdout if stdout is not None else sys.stdout.fileno()
     context = {"cwd": os.getcwd(), "pid": os.getpid()}
-    if settings.daemon_enabled and not standalone:
-        proxy = Proxy(reader, stdout, daemon_connector(settings, context), context)
-        try:
-            proxy.connect()
-            return proxy.run()
-        except (MemeshError, OSError) as exc:
-            print(f"memesh: the shared daemon is unavailable ({exc}); serving this window standalone", file=sys.stderr)
-    proxy = Proxy(reader, stdout, local_connector(settings, context), context)
-    proxy.connect()
-    return proxy.run()
+    budget = RECONNECT_BUDGET
+    if problem is not None:
+        connect = unusable_connector(problem)
+    elif settings.daemon_enabled and not standalone:
+        connect = with_fallback(daemon_connector(settings, context), local_connector(settings, context))
+        budget = settings.seconds("proxy.reconnect_budget")
+    else:
+        connect = local_connector(settings, context)
+    return Proxy(reader, out, connect, context, reconnect_budget=budget).run()

@@ -54,8 +54,40 @@ def test_invalid_json_is_a_parse_error_with_null_id(line):
     assert error_of(parse_line(line)) == (None, PARSE_ERROR)
 
 
-def test_bytes_that_are_not_utf8_are_a_parse_error():
-    assert error_of(parse_line(b'{"jsonrpc":"2.0","id":1,"method":"\xff"}')) == (None, PARSE_ERROR)
+def test_bytes_that_are_not_utf8_are_a_parse_error_answered_with_the_id_when_it_can_be_read():
+    assert error_of(parse_line(b'{"jsonrpc":"2.0","id":1,"method":"\xff"}')) == (1, PARSE_ERROR)
+    assert error_of(parse_line(b'{"jsonrpc":"2.0","id":"\xff","method":"ping"}')) == ("\ufffd", PARSE_ERROR)
+    assert error_of(parse_line(b'{"jsonrpc":"2.0","id":1,\xff')) == (None, PARSE_ERROR)
+
+
+def test_bad_utf8_inside_a_notification_is_dropped_unanswered():
+    assert parse_line(b'{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"reason":"\xc3("}}') is None
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_a_request_nested_too_deep_is_refused_with_its_id_wherever_the_id_sits(depth):
+    deep = "[" * depth + "]" * depth
+    before = '{"jsonrpc":"2.0","id":"deep","method":"tools/call","params":{"name":"x","arguments":{"a":%s}}}' % deep
+    after = '{"method":"tools/call","params":{"name":"x","arguments":{"a":%s}},"jsonrpc":"2.0","id":"deep"}' % deep
+    for line in (before, after):
+        assert error_of(parse_line(line)) == ("deep", INVALID_REQUEST)
+    assert parse_line('{"jsonrpc":"2.0","method":"n","params":{"a":%s}}' % deep) is None  # a notification: no answer
+
+
+def test_nesting_up_to_the_limit_is_read_and_one_level_more_is_refused():
+    def line(levels):  # the message object and params are two levels
+        return '{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":%s}}' % ("[" * (levels - 2) + "]" * (levels - 2))
+    assert isinstance(parse_line(line(jsonrpc.MAX_DEPTH)), jsonrpc.Request)
+    assert error_of(parse_line(line(jsonrpc.MAX_DEPTH + 1))) == (1, INVALID_REQUEST)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    text = "[{" * 10_000
+    assert isinstance(parse_line('{"jsonrpc":"2.0","id":1,"method":"ping","params":{"s":"%s"}}' % text), jsonrpc.Request)
+
+
+def test_an_unclosed_deep_line_is_a_parse_error():
+    assert error_of(parse_line("[" * 100_000)) == (None, PARSE_ERROR)
 
 
 def test_absurdly_deep_nesting_is_a_parse_error_not_a_crash():
