@@ -191,6 +191,10 @@ def _decode(text: str) -> tuple[Any, bool]:
 
 def deeper_than(value: Any, limit: int) -> bool:
     """Whether arrays/objects nest more than ``limit`` levels in ``value`` (iteratively)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if limit < 1:
+        return True
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
