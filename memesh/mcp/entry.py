@@ -26,7 +26,15 @@ def run() -> int:
     try:
         settings = load_settings()
     except Exception as exc:  # a ConfigError, or a home that cannot even be looked at
-        problem = f"memesh cannot start: {exc}. Fix it (`memesh config show` checks the settings), then restart this MCP server"
+        if isinstance(exc, OSError):
+            import os
+
+            from memesh.config import default_home
+            from memesh.mcp.standalone import unusable_home_reason
+
+            problem = unusable_home_reason(default_home(os.environ), exc)
+        else:
+            problem = f"memesh cannot start: {exc}. To fix: correct it (`memesh config show` checks the settings); then restart this MCP server."
         print(f"memesh: {problem}", file=sys.stderr)
         return serve(None, reader, problem=problem)
     return serve(settings, reader)

@@ -208,3 +208,16 @@ def test_stdin_eof_ends_the_window_while_the_daemon_is_unreachable_and_a_request
     server.start("tools/call", {"name": "create_entities", "arguments": {"entities": [entity("pending")]}}, id="p")
     server.close_stdin()
     assert server.proc.wait(WAIT) == 0, server.stderr_text
+
+
+def test_a_window_with_a_bad_setting_answers_initialize_naming_the_setting(mcp_command):
+    argv, env = mcp_command
+    server = StdioServer(argv, {**env, "MEMESH_DAEMON_LOG_LEVEL": "loud"})
+    try:
+        message = server.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                "clientInfo": {"name": "t", "version": "1"}})["error"]["message"]
+        assert "MEMESH_DAEMON_LOG_LEVEL" in message and "daemon.log_level" in message and "To fix" in message
+        server.close_stdin()
+        assert server.proc.wait(WAIT) == 0, server.stderr_text
+    finally:
+        server.kill()
