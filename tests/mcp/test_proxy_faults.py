@@ -221,3 +221,16 @@ def test_a_window_with_a_bad_setting_answers_initialize_naming_the_setting(mcp_c
         assert server.proc.wait(WAIT) == 0, server.stderr_text
     finally:
         server.kill()
+
+
+def test_a_line_larger_than_a_daemon_message_is_answered_with_its_id_by_the_proxy(proxy_window):
+    home, start = proxy_window
+    server = start(MEMESH_DAEMON_MAX_MESSAGE_BYTES="4096")
+    server.initialize()
+    large = {"name": "large", "entityType": "note", "observations": ["x" * 5000]}
+    server.start("tools/call", {"name": "create_entities", "arguments": {"entities": [large]}}, id="large")
+    reply = server.reply("large")
+    assert reply["error"]["code"] == -32600 and "daemon.max_message_bytes" in reply["error"]["message"]
+    fits = {"name": "fits", "entityType": "note", "observations": ["y" * 3000]}
+    assert server.call("create_entities", {"entities": [fits]})["structuredContent"] == {"entities": [fits]}
+    assert len(server.replies_to("large")) == 1
