@@ -114,14 +114,15 @@ _DECODER = json.JSONDecoder()
 class Pending:
     """A request read from the client and not answered yet."""
 
-    __slots__ = ("id", "key", "text", "method", "read_only", "gen")
+    __slots__ = ("id", "key", "text", "method", "tool", "gen")
 
-    def __init__(self, request_id: Any, text: str, method: str, read_only: bool):
-        self.id = request_id
-        self.key = jsonrpc.id_key(request_id)
-        self.text = text
-        self.method = method
-        self.read_only = read_only
+    def __init__(self, request: jsonrpc.Request):
+        self.id = request.id
+        self.key = jsonrpc.id_key(request.id)
+        self.text = ""
+        self.method = request.method
+        params = request.params
+        self.tool = params.get("name") if request.method == "tools/call" and isinstance(params, dict) else None
         self.gen = NOT_SENT  # generation of the session it was last given to
 
 
@@ -326,7 +327,7 @@ class Proxy:
             resend, unknown = [], []
             for entry in self.pending.values():
                 if 0 <= entry.gen < gen:
-                    if entry.read_only:
+                    if self._read_only(entry):
                         entry.gen = NOT_SENT
                         resend.append(entry)
                     else:
@@ -343,7 +344,7 @@ class Proxy:
         with self._state:
             entries = list(self.pending.values())
         for entry in entries:
-            if entry.gen >= 0 and not entry.read_only:
+            if entry.gen >= 0 and not self._read_only(entry):
                 self.answer(entry, OUTCOME_UNKNOWN, f"the memesh daemon stopped answering ({waited:.0f} s) after this request "
                                                     "was sent; it may or may not have taken effect — check before repeating it")
             else:
@@ -351,13 +352,12 @@ class Proxy:
                                                 "not run — retry in a moment (`memesh daemon status` shows what is wrong)")
 
     # -- input (the stdin thread) --------------------------------------------------------
-    def _is_read_only(self, request: jsonrpc.Request) -> bool:
-        if request.method in READ_ONLY_METHODS:
+    def _read_only(self, entry: Pending) -> bool:
+        """Whether running ``entry`` twice is harmless (judged when it matters: the session's
+        list of read-only tools is known only once a session is open)."""
+        if entry.method in READ_ONLY_METHODS:
             return True
-        if request.method == "tools/call":
-            params = request.params
-            return isinstance(params, dict) and params.get("name") in self.read_only_tools
-        return False
+        return entry.method == "tools/call" and isinstance(entry.tool, str) and entry.tool in self.read_only_tools
 
     def on_item(self, item) -> None:
         try:
@@ -387,7 +387,7 @@ class Proxy:
             return
         entry = None
         if isinstance(message, jsonrpc.Request):
-            entry = Pending(message.id, "", message.method, self._is_read_only(message))
+            entry = Pending(message)
             with self._state:
                 duplicate = entry.key in self.pending
                 if not duplicate:
