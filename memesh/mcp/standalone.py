@@ -208,7 +208,9 @@ def main() -> int:
     import logging
 
     from memesh.config import load_settings
+    from memesh.mcp.proxy import install_signal_handlers
 
+    install_signal_handlers()
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="memesh %(levelname)s %(name)s: %(message)s")
     return run(load_settings())
 
