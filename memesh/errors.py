@@ -37,6 +37,10 @@ class DaemonUnreachable(MemeshError):
     exit_code = 4
 
 
+class DaemonFull(DaemonUnreachable):
+    """The daemon is alive but serves as many connections as it may (daemon.max_connections)."""
+
+
 class DaemonStartError(MemeshError):
     """A daemon was spawned but did not become ready in time."""
 

@@ -13,7 +13,7 @@ import threading
 from multiprocessing import connection as mpc
 
 from memesh.daemon import wire
-from memesh.errors import MemeshError
+from memesh.errors import DaemonFull, MemeshError
 
 DEFAULT_CALL_TIMEOUT = 300.0  # a hung daemon must not pin a client forever; long calls are rare
 
@@ -32,6 +32,14 @@ class HelloTimeout(MemeshError):
     """Connected, but the daemon did not complete the handshake in time."""
 
 
+def _refused_as_full(sock: socket.socket, path: str) -> None:
+    """Look at the daemon's first frame without taking it: a refusal instead of a challenge?"""
+    first = sock.recv(64, socket.MSG_PEEK)
+    full = wire.parse_full(first)
+    if full is not None:
+        raise DaemonFull(wire.full_message(*full, where=path))
+
+
 class Channel:
     def __init__(self, conn: mpc.Connection, path: str):
         self._conn = conn
@@ -45,7 +53,8 @@ class Channel:
         """Connect, authenticate both ways and enter the session, all within ``timeout``.
 
         Raises ``HelloTimeout`` if the daemon accepted but did not answer in time (a hung
-        or stopped process), ``OSError``/``AuthenticationError`` if it refused.
+        or stopped process), ``DaemonFull`` if it serves as many connections as it may,
+        ``OSError``/``AuthenticationError`` if it refused.
         """
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -53,6 +62,10 @@ class Channel:
             sock.connect(path)
             sock.settimeout(None)
             wire.set_timeouts(sock, receive=timeout, send=timeout)
+            try:
+                _refused_as_full(sock, path)
+            except (BlockingIOError, socket.timeout, TimeoutError) as exc:
+                raise HelloTimeout(f"the daemon at {path} accepted the connection but did not answer within {timeout:.1f}s") from exc
             conn = mpc.Connection(sock.detach())
         except BaseException:
             sock.close()
@@ -62,6 +75,8 @@ class Channel:
             mpc.deliver_challenge(conn, key)
             conn.send_bytes(wire.dumps((None, "accept_connection", (name,), {})))
             kind, result = conn.recv()
+            if kind == "#ERROR" and isinstance(result, DaemonFull):
+                raise result
             if kind != "#RETURN":
                 raise RemoteError(f"the daemon refused the session: {result}")
         except (BlockingIOError, socket.timeout, TimeoutError) as exc:

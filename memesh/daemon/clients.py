@@ -3,8 +3,9 @@
 A *connection* is one authenticated socket served by one server thread. A *client* is
 one program (a window's proxy, a REPL, a CLI call) identified by the session id it sends
 in its hello; a proxy uses two connections for one client. A client is gone when its
-last connection closes, or when it declared a heartbeat interval and missed three beats;
-then every piece of daemon-side state registered for it is released through the
+last connection closes, or when it declared a heartbeat interval and missed three beats
+(a client with a call in flight is alive, whatever its heartbeat: its beat may be queued
+behind that very call on the same connection); then every piece of daemon-side state registered for it is released through the
 ``on_client_gone`` callbacks, never through BaseManager reference counting (a SIGKILLed
 client sends no decref).
 """
@@ -26,9 +27,23 @@ _local = threading.local()
 _ids = itertools.count(1)
 
 
-def missed_heartbeat(now: float, last_seen: float, interval: float, misses: int = MISSED_BEATS) -> bool:
-    """Pure: has a client that promised a beat every ``interval`` s been silent too long?"""
-    return interval > 0 and now - last_seen > misses * interval
+def missed_heartbeat(now: float, last_seen: float, interval: float, misses: int = MISSED_BEATS, busy: int = 0) -> bool:
+    """Pure: has a client that promised a beat every ``interval`` s been silent too long?
+
+    ``busy`` is the number of its calls the daemon is running: a client waiting for an
+    answer is alive (its beats wait behind that call on the same connection).
+    """
+    return busy <= 0 and interval > 0 and now - last_seen > misses * interval
+
+
+def idle_too_long(now: float, last_active: float, limit: float, said_hello: bool, busy: int = 0) -> bool:
+    """Pure: should an authenticated connection that never said hello be cut?
+
+    A connection that said hello is judged by its client's heartbeats (or its EOF);
+    one that never did, and has neither a call running nor sent anything for ``limit``
+    seconds, only holds a slot of the connection cap.
+    """
+    return not said_hello and busy <= 0 and limit > 0 and now - last_active > limit
 
 
 @dataclasses.dataclass
@@ -40,6 +55,8 @@ class Connection:
     opened: float  # wall clock
     client: "Client | None" = None
     authenticated: bool = False  # set once the handshake is complete and the session entered
+    last_active: float = dataclasses.field(default_factory=time.monotonic)  # last request read
+    busy: int = 0  # calls of this connection the daemon is running now
 
     def kick(self, how: int = socket.SHUT_RDWR) -> None:
         """Make the serving thread see EOF (shutdown wakes a blocked read).
@@ -68,6 +85,7 @@ class Client:
     version: str = ""
     cwd: str = ""
     connections: set[int] = dataclasses.field(default_factory=set)
+    busy: int = 0  # calls of this client the daemon is running now (all its connections)
 
     def row(self) -> dict:
         return {
@@ -145,10 +163,33 @@ class ClientRegistry:
         return client
 
     def seen(self, conn: Connection) -> None:
+        now = time.monotonic()
+        conn.last_active = now
         client = conn.client
         if client is not None:
-            client.last_seen = time.monotonic()
+            client.last_seen = now
             client.last_seen_wall = time.time()
+
+    def call_started(self, conn: Connection) -> Client | None:
+        """A request of ``conn`` is being run: its client is alive until :meth:`call_ended`.
+
+        Returns the client counted (a hello during the call attaches a client that was
+        not counted; the same one must be uncounted at the end).
+        """
+        self.seen(conn)
+        with self._lock:
+            conn.busy += 1
+            client = conn.client
+            if client is not None:
+                client.busy += 1
+        return client
+
+    def call_ended(self, conn: Connection, client: Client | None) -> None:
+        with self._lock:
+            conn.busy -= 1
+            if client is not None:
+                client.busy -= 1
+        self.seen(conn)  # the silence that counts starts when the answer leaves
 
     def close(self, conn: Connection) -> None:
         """The connection ended; if it was its client's last one, the client is gone."""
@@ -197,11 +238,23 @@ class ClientRegistry:
             conn.kick()
         return len(late)
 
+    def kick_idle(self, limit: float, now: float | None = None) -> int:
+        """Cut authenticated connections that never said hello and stayed silent ``limit`` s."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            idle = [c for c in self.connections.values()
+                    if c.authenticated and idle_too_long(now, c.last_active, limit, c.client is not None, c.busy)]
+        for conn in idle:
+            log.info("closing connection %d of pid %s: no hello and nothing sent for %.0fs", conn.id, conn.peer_pid, limit)
+            conn.kick()
+        return len(idle)
+
     def reap(self, now: float | None = None) -> list[str]:
         """Drop clients that missed their heartbeats; returns their session ids."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            late = [c.session for c in self.clients.values() if missed_heartbeat(now, c.last_seen, c.heartbeat_interval)]
+            late = [c.session for c in self.clients.values()
+                    if missed_heartbeat(now, c.last_seen, c.heartbeat_interval, busy=c.busy)]
         for session in late:
             self.drop_client(session, "missed heartbeats")
         return late

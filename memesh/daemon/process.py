@@ -70,6 +70,7 @@ class Daemon:
         self._published_count = -1
         self._signals: list[int] = []
         self.abandoned = 0  # calls still running when a forced stop closed the server
+        self.failed = False  # the server's watchdog gave up: exit non-zero
 
     # -- helpers used by Control -------------------------------------------------------
     def _wake(self) -> None:
@@ -253,6 +254,12 @@ class Daemon:
                 self._check_record()
                 self.clients.reap()
                 self.clients.kick_unauthenticated(self.settings.seconds("daemon.auth_timeout"))
+                self.clients.kick_idle(self.settings.seconds("daemon.idle_connection_timeout"))
+                failure = self.server.watchdog()
+                if failure:
+                    self.failed = True
+                    self.coordinator.request_stop(failure, force=True)
+                    return
 
     def shutdown(self) -> None:
         coordinator = self.coordinator
@@ -347,12 +354,13 @@ def main() -> int:
         log.exception("daemon main loop failed")
         daemon.coordinator.request_stop("internal error", force=True)
     daemon.shutdown()
+    code = 1 if daemon.failed else 0
     if daemon.abandoned:
         # Abandoned calls still run in their threads; an orderly interpreter exit would
         # wait for them or pull the database from under them. Everything is released.
         logging.shutdown()
-        os._exit(0)
-    return 0
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -10,9 +10,17 @@ connections for one call).
 ``MeshServer`` keeps ``managers.Server``'s request format and dispatch rules and replaces
 the parts that cannot be hardened from outside:
 
-* accept loop: connection cap, back-off on EMFILE/ENFILE, stop flag checked twice a second;
+* accept loop: connection cap (a full daemon answers a ``#FULL`` frame the client reports,
+  and keeps a few slots for the CLI so ``status`` works), back-off on EMFILE/ENFILE and
+  on thread exhaustion, stop flag checked twice a second;
+* a watchdog (:meth:`MeshServer.watchdog`, called by the daemon loop) restarts the accept
+  thread if it died, and gives up (the daemon exits) if it keeps dying; uncaught
+  exceptions of every thread go to the daemon log;
 * each connection: peer-uid check (SO_PEERCRED), authentication within a deadline,
-  kernel send timeout, 10 MiB message cap that keeps the stream aligned;
+  kernel send timeout, 10 MiB message cap that keeps the stream aligned, and a deadline
+  for the rest of a message once its header came (a huge header then silence is cut);
+* at start: the descriptor limit is raised to what the daemon may need (soft -> hard),
+  and connection threads get a small stack (one thread per connection, thousands of them);
 * per-client state: every connection is registered with the ClientRegistry and released
   on EOF, never through reference counts;
 * the socket is created 0600 (umask at bind), and only *our* inode is ever unlinked.
@@ -22,6 +30,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import resource
 import socket
 import threading
 import time
@@ -32,7 +41,7 @@ from traceback import format_exc
 from memesh.daemon import clients as clientmod
 from memesh.daemon import wire
 from memesh.daemon.shutdown import ShutdownCoordinator
-from memesh.errors import MessageTooLarge, ProtocolError
+from memesh.errors import DaemonFull, MessageTooLarge, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,53 @@ SEND_TIMEOUT = 30.0  # a client that stops reading must not pin a server thread 
 EMFILE_BACKOFF = (0.05, 1.0)  # first and longest pause when out of file descriptors
 HANDSHAKE_MAX = 4096  # the accept_connection request is tiny
 CLOSE_GRACE = 1.0  # seconds for serving threads to answer queued requests at shutdown
+RESERVED_SLOTS = 4  # connections over the cap kept for the CLI (status, stop) of a full daemon
+RESERVED_NAMES = frozenset({"memesh-cli"})  # session names that may use the reserved slots
+FDS_PER_CONNECTION = 2  # the accepted socket and the dup served by mpc.Connection
+FD_HEADROOM = 256  # database, log, pipes, imports
+THREAD_STACK = 512 * 1024  # bytes per new thread: serving threads are shallow, thousands may run
+RESTARTS_ALLOWED = 3  # accept-thread restarts within RESTART_WINDOW before the daemon gives up
+RESTART_WINDOW = 60.0
+#: Test-only: set in the daemon's environment, makes the accept thread raise after
+#: accepting one connection (a real thread death for the watchdog tests).
+FAULT_ENV = "MEMESH_TEST_FAULT"
+
+
+def fd_limit_target(soft: int, hard: int, wanted: int) -> int:
+    """Pure: the soft RLIMIT_NOFILE to ask for: ``wanted`` if the hard limit allows, never lower."""
+    infinite = resource.RLIM_INFINITY
+    ceiling = hard if hard != infinite else max(wanted, soft if soft != infinite else wanted)
+    if soft == infinite:
+        return soft
+    return max(soft, min(wanted, ceiling))
+
+
+def raise_fd_limit(max_connections: int) -> tuple[int, int]:
+    """Let the daemon open the descriptors its connection cap implies; returns (before, after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = fd_limit_target(soft, hard, (max_connections + RESERVED_SLOTS) * FDS_PER_CONNECTION + FD_HEADROOM)
+    if target != soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("could not raise the descriptor limit from %s to %s: %s", soft, target, exc)
+            return soft, soft
+    if target < max_connections * FDS_PER_CONNECTION + FD_HEADROOM:
+        log.warning("descriptor limit %s allows fewer than daemon.max_connections (%s) connections", target, max_connections)
+    return soft, target
+
+
+def log_thread_exception(args) -> None:
+    """``threading.excepthook``: a thread that dies of an exception says so in the daemon log."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    log.error("thread %s died: %s", name, args.exc_value, exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
+def restart_allowed(restarts: list[float], now: float, allowed: int = RESTARTS_ALLOWED, window: float = RESTART_WINDOW) -> bool:
+    """Pure: may a dead thread be restarted, given the times of its earlier restarts?"""
+    return sum(1 for t in restarts if now - t < window) < allowed
 
 #: typeid -> (exposed methods, tracked as in-flight work?). Control calls are never
 #: refused while draining; the mcp host tracks its requests itself (asynchronously).
@@ -83,7 +139,11 @@ class MeshServer(managers.Server):
         self.coordinator = coordinator or ShutdownCoordinator(0)
         self.auth_timeout = settings.seconds("daemon.auth_timeout") if settings else 10.0
         self.max_bytes = settings["daemon.max_message_bytes"] if settings else 10 * 1024 * 1024
-        self.max_connections = settings["daemon.max_connections"] if settings else 256
+        self.max_connections = settings["daemon.max_connections"] if settings else 4096
+        self.message_timeout = settings.seconds("daemon.message_timeout") if settings else 30.0
+        self._slots = 0  # connection threads running (counted by the accept thread, before registration)
+        self._slots_lock = threading.Lock()
+        self._restarts: list[float] = []
         self.tracked: set[str] = set()
         #: called in each connection thread as it ends (e.g. closing its SQLite connection)
         self.thread_exit_hooks: list = []
@@ -122,8 +182,40 @@ class MeshServer(managers.Server):
         return (st.st_ino, st.st_dev) == self._inode
 
     def start(self) -> None:
+        threading.excepthook = log_thread_exception
+        raise_fd_limit(self.max_connections)
+        try:
+            threading.stack_size(THREAD_STACK)
+        except (ValueError, RuntimeError) as exc:
+            log.debug("thread stack size left at the default: %s", exc)
+        self._start_accepter()
+
+    def _start_accepter(self) -> None:
         self._accept_thread = threading.Thread(target=self.accepter, name="mesh-accept", daemon=True)
         self._accept_thread.start()
+
+    def watchdog(self) -> str | None:
+        """Called by the daemon loop: restart a dead accept thread; a reason to exit if that fails.
+
+        Without the accept thread the daemon looks alive (lock held, record fresh) and
+        answers nobody new.
+        """
+        thread = self._accept_thread
+        if thread is None or thread.is_alive() or self.stop_event.is_set():
+            return None
+        now = time.monotonic()
+        if self._listener.fileno() < 0 or not restart_allowed(self._restarts, now):
+            reason = f"watchdog: the accept thread died {len(self._restarts) + 1} times; exiting so a new daemon can take over"
+            log.error("%s", reason)
+            return reason
+        self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW] + [now]
+        log.error("watchdog: the accept thread had died; restarting it (%d in %.0fs)", len(self._restarts), RESTART_WINDOW)
+        self._start_accepter()
+        return None
+
+    @property
+    def open_slots(self) -> int:
+        return self._slots
 
     def close(self, grace: float = CLOSE_GRACE) -> None:
         """Stop accepting, answer what is already queued, cut every connection, unlink our socket.
@@ -159,6 +251,7 @@ class MeshServer(managers.Server):
     # -- accept loop -----------------------------------------------------------------
     def accepter(self) -> None:
         pause = EMFILE_BACKOFF[0]
+        fault = os.environ.get(FAULT_ENV) == "accept-thread"
         while not self.stop_event.is_set():
             try:
                 sock, _ = self._listener.accept()
@@ -171,16 +264,47 @@ class MeshServer(managers.Server):
                     log.warning("out of file descriptors (%s); pausing accept for %.2fs", exc.strerror, pause)
                     self.stop_event.wait(pause)
                     pause = min(pause * 2, EMFILE_BACKOFF[1])
-                continue
+                    continue
+                if exc.errno in (errno.EINTR, errno.ECONNABORTED, errno.EAGAIN, errno.EPROTO):
+                    continue
+                raise  # the listener itself is broken: the watchdog decides
             pause = EMFILE_BACKOFF[0]
             sock.setblocking(True)
-            if self.clients.connection_count >= self.max_connections:
-                if self._refused_logged % 100 == 0:
-                    log.warning("refusing connection: %d connections open (daemon.max_connections)", self.max_connections)
-                self._refused_logged += 1
-                sock.close()
+            if self._slots >= self.max_connections + RESERVED_SLOTS:
+                self._refuse_full(sock)
                 continue
-            threading.Thread(target=self.handle_request, args=(sock,), name="mesh-conn", daemon=True).start()
+            with self._slots_lock:
+                self._slots += 1
+            try:
+                threading.Thread(target=self._serve_slot, args=(sock,), name="mesh-conn", daemon=True).start()
+            except RuntimeError as exc:  # can't start new thread: out of memory or threads
+                with self._slots_lock:
+                    self._slots -= 1
+                log.warning("could not start a thread for a new connection (%s); refusing it, pausing accept for %.2fs", exc, pause)
+                sock.close()
+                self.stop_event.wait(pause)
+                pause = min(pause * 2, EMFILE_BACKOFF[1])
+            if fault:
+                raise RuntimeError(f"fault injected by {FAULT_ENV}=accept-thread")
+
+    def _refuse_full(self, sock: socket.socket) -> None:
+        """Tell the peer the daemon is full (one small frame, never blocking), then close."""
+        if self._refused_logged % 100 == 0:
+            log.warning("refusing connection: %d connections open (daemon.max_connections is %d)", self._slots, self.max_connections)
+        self._refused_logged += 1
+        try:
+            sock.setblocking(False)
+            sock.send(wire.full_frame(self._slots, self.max_connections))
+        except OSError:
+            pass
+        sock.close()
+
+    def _serve_slot(self, sock: socket.socket) -> None:
+        try:
+            self.handle_request(sock)
+        finally:
+            with self._slots_lock:
+                self._slots -= 1
 
     # -- one connection --------------------------------------------------------------
     def handle_request(self, sock: socket.socket) -> None:
@@ -211,6 +335,10 @@ class MeshServer(managers.Server):
             if funcname != "accept_connection":
                 c.send(("#TRACEBACK", f"{funcname!r} is not served by this daemon"))
                 return
+            if self._slots > self.max_connections and not _reserved(_args):
+                log.info("refusing a session of pid %s: the daemon is full (%d connections)", pid, self._slots - 1)
+                c.send(("#ERROR", DaemonFull(wire.full_message(self._slots - 1, self.max_connections, self.address))))
+                return
             c.send(("#RETURN", None))
             conn.authenticated = True
             wire.set_timeouts(sock, receive=0, send=SEND_TIMEOUT)
@@ -238,18 +366,27 @@ class MeshServer(managers.Server):
         send = c.send
         id_to_obj = self.id_to_obj
         coordinator = self.coordinator
+        sock = conn.sock
+        message_timeout = self.message_timeout
         while True:  # ends at EOF: close() shuts reads so queued requests are answered first
             try:
-                request = wire.read_object(fd, self.max_bytes)
+                request = wire.read_object(fd, self.max_bytes, sock, message_timeout)
             except MessageTooLarge as exc:
                 log.warning("pid %s sent an oversize message: %s", conn.peer_pid, exc)
                 msg = ("#ERROR", exc)
+            except (TimeoutError, BlockingIOError):
+                log.warning("pid %s began a message and did not finish it within %.0fs; closing its connection", conn.peer_pid, message_timeout)
+                return
             except (EOFError, OSError):
                 return
             except Exception as exc:  # an unpicklable payload; the stream is still aligned
                 msg = ("#ERROR", ProtocolError(f"could not decode the request: {exc!r}"))
             else:
-                msg = self._dispatch(request, conn, id_to_obj, coordinator)
+                counted = self.clients.call_started(conn)
+                try:
+                    msg = self._dispatch(request, conn, id_to_obj, coordinator)
+                finally:
+                    self.clients.call_ended(conn, counted)
             try:
                 try:
                     send(msg)
@@ -267,7 +404,6 @@ class MeshServer(managers.Server):
                 raise TypeError
         except (ValueError, TypeError, KeyError):
             return ("#ERROR", ProtocolError(f"malformed request {str(request)[:200]!r}"))
-        self.clients.seen(conn)
         if methodname not in exposed:
             fallback = self.fallback_mapping.get(methodname)
             if fallback is None or methodname == "#GETVALUE":
@@ -290,6 +426,11 @@ class MeshServer(managers.Server):
         except Exception as exc:
             return ("#ERROR", exc)
         return ("#RETURN", result)
+
+
+def _reserved(args) -> bool:
+    """Is this session (``accept_connection``'s name argument) one the reserved slots are for?"""
+    return isinstance(args, tuple) and len(args) == 1 and args[0] in RESERVED_NAMES
 
 
 class MeshManager(managers.BaseManager):

@@ -157,3 +157,46 @@ def test_a_mesh_that_promised_heartbeats_keeps_them_while_idle(daemon):
         assert session in sessions_in_status(watcher)
         time.sleep(interval / 2)  # sampling cadence of the check, not synchronisation
     assert idle.control.ping() > 0
+
+
+def test_a_client_with_a_call_in_flight_is_not_dropped_for_missed_heartbeats(daemon):
+    """Its beats wait behind its own long call on the one connection; it is alive all along.
+
+    The long call is a real one: a graph write that waits for the database, which another
+    process (this test) holds locked. A stopped client with the same interval shows that
+    the reaper did run past three intervals meanwhile.
+    """
+    import sqlite3
+    import threading
+
+    interval = 0.2
+    watcher = daemon.connect(name="watcher")
+    watcher.graph.stats()  # the database exists before it is locked
+    busy = daemon.connect(name="busy", heartbeat=interval)
+    (stopped, stopped_proc), = start_clients(daemon, 1, interval, prefix="stopped").items()
+    blocker = sqlite3.connect(daemon.paths.db, timeout=5.0, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    outcome: dict = {}
+
+    def long_write():
+        try:
+            outcome["result"] = busy.graph.create_entities([{"name": "slow", "entityType": "t", "observations": []}])
+        except Exception as exc:  # noqa: BLE001 - the assertion below names it
+            outcome["error"] = exc
+
+    writer = threading.Thread(target=long_write)
+    try:
+        writer.start()
+        wait_until(lambda: watcher.control.status()["inflight"] >= 1, 5, "the write to be running in the daemon")
+        os.killpg(stopped_proc.pid, signal.SIGSTOP)
+        wait_until(lambda: stopped not in sessions_in_status(watcher), 3 * interval + CHECK_INTERVAL + 5.0,
+                   "the stopped client to be dropped")
+        assert busy.session in sessions_in_status(watcher), "the client waiting for its call was dropped"
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        writer.join(20)
+    assert "error" not in outcome, outcome.get("error")
+    assert [e["name"] for e in outcome["result"]] == ["slow"]
+    assert busy.session in sessions_in_status(watcher)
+    assert f"client {busy.session[:8]} gone" not in daemon.log_text()

@@ -3,11 +3,14 @@ what never kills it (wrong keys, silent or dripping connections, oversize messag
 garbage). Also the modes of every file, and homes that must be refused."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import socket
 import stat
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -15,8 +18,10 @@ from multiprocessing import connection as mpc
 
 import pytest
 
+from memesh.daemon import wire
 from memesh.daemon.channel import Channel
-from memesh.errors import MessageTooLarge
+from memesh.daemon.server import RESERVED_SLOTS
+from memesh.errors import DaemonFull, MessageTooLarge
 from tests.support import wait_until
 
 TEN_MIB = 10 * 1024 * 1024
@@ -272,21 +277,83 @@ def test_daemons_of_two_homes_run_side_by_side_without_interfering(make_home):
 # --------------------------------------------------------------------------- connection cap
 
 
-def test_connections_over_the_cap_are_refused_without_harming_the_daemon(memesh_home):
+def test_a_full_daemon_refuses_new_clients_with_a_full_error_while_status_still_answers(memesh_home):
     memesh_home.env["MEMESH_DAEMON_MAX_CONNECTIONS"] = "3"
+    memesh_home.env["MEMESH_DAEMON_AUTH_TIMEOUT"] = "60000"
     pid = memesh_home.start_daemon()
     meshes = [memesh_home.connect(name=f"window-{i}") for i in range(3)]
     wait_until(lambda: meshes[0].control.status()["connections"] == 3, 5, "three connections")
-    with raw_connect(memesh_home) as sock:
-        assert read_until_closed(sock) == b"", "a connection over the cap got a challenge"
-    # A whole client that finds the daemon full gets a clear error; nobody kills the daemon.
-    started = __import__("time").monotonic()
-    done = memesh_home.cli("daemon", "start")
-    assert done.returncode == 4, (done.returncode, done.stderr)
-    assert "max_connections" in done.stderr
+    # A client over the cap learns that the daemon is full, at once and in words.
+    with pytest.raises(DaemonFull, match=r"is full: 3 connections open, daemon.max_connections is 3"):
+        memesh_home.connect(name="window-3")
+    # The CLI still reaches it (reserved slots), so status tells the truth.
+    done = memesh_home.cli("daemon", "status", "--json")
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert json.loads(done.stdout)["pid"] == pid
+    # Past the reserved slots too, a raw connection gets the full frame instead of a challenge.
+    held = [raw_connect(memesh_home) for _ in range(RESERVED_SLOTS)]
+    try:
+        wait_until(lambda: meshes[0].control.status()["connections"] == 3 + RESERVED_SLOTS, 5, "the reserved slots taken")
+        with raw_connect(memesh_home) as sock:
+            assert wire.parse_full(read_until_closed(sock)) == (3 + RESERVED_SLOTS, 3)
+    finally:
+        for sock in held:
+            sock.close()
     assert memesh_home.record()["pid"] == pid and memesh_home.verified_holder().pid == pid
     assert all(mesh.control.ping() for mesh in meshes)
     meshes[0].close()
     wait_until(lambda: meshes[1].control.status()["connections"] == 2, 5, "a free slot")
     assert memesh_home.connect(name="window-3").control.ping()
     assert "refusing connection" in memesh_home.log_text()
+
+
+def test_a_window_that_finds_the_daemon_full_says_so_on_stderr(memesh_home):
+    memesh_home.env["MEMESH_DAEMON_MAX_CONNECTIONS"] = "2"
+    memesh_home.start_daemon()
+    meshes = [memesh_home.connect(name=f"window-{i}") for i in range(2)]
+    proc = memesh_home.popen([sys.executable, "-m", "memesh"], stdin=subprocess.PIPE)
+    try:
+        _out, err = proc.communicate(b"", timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "is full" in err.decode() and "daemon.max_connections" in err.decode(), err
+    assert all(mesh.control.ping() for mesh in meshes)
+
+
+def test_a_huge_length_header_followed_by_silence_does_not_pin_a_thread(memesh_home):
+    memesh_home.env["MEMESH_DAEMON_MESSAGE_TIMEOUT"] = "300"
+    memesh_home.start_daemon()
+    watcher = memesh_home.connect(name="watcher")
+    oversize, partial = authenticated(memesh_home), authenticated(memesh_home)
+    try:
+        os.write(oversize.fileno(), struct.pack("!i", 2**31 - 1))  # 2 GiB announced, nothing follows
+        os.write(partial.fileno(), struct.pack("!i", 1000) + b"x" * 10)  # under the cap, unfinished
+        for conn in (oversize, partial):
+            assert conn.poll(10.0), "the daemon never closed a connection that stopped mid-message"
+            with pytest.raises(EOFError):
+                conn.recv_bytes()
+        wait_until(lambda: watcher.control.status()["connections"] == 1, 5, "both connections released")
+    finally:
+        oversize.close()
+        partial.close()
+    assert "did not finish it within" in memesh_home.log_text()
+    assert still_serves(memesh_home)
+
+
+def test_an_authenticated_connection_that_never_says_hello_is_closed_after_the_idle_limit(memesh_home):
+    memesh_home.env["MEMESH_DAEMON_IDLE_CONNECTION_TIMEOUT"] = "500"
+    memesh_home.start_daemon()
+    quiet_client = memesh_home.connect(name="quiet-repl")  # said hello, no heartbeat: an idle REPL
+    silent = authenticated(memesh_home)
+    try:
+        assert silent.poll(15.0), "an authenticated connection that never said anything was never closed"
+        with pytest.raises(EOFError):
+            silent.recv_bytes()
+    finally:
+        silent.close()
+    assert "no hello and nothing sent" in memesh_home.log_text()
+    # The client that said hello was just as quiet for as long, and keeps its session.
+    assert quiet_client.control.ping() > 0
+    assert quiet_client.session in {row["session"] for row in quiet_client.control.status()["clients"]}
