@@ -78,7 +78,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "daemon.drain_timeout": (30000, _int_range(0, 3600000), "ms a graceful stop waits for in-flight work"),
     "daemon.max_connections": (4096, _int_range(1, 65536), "connections served at once; more are refused (a few more are kept for the CLI)"),
     "daemon.message_timeout": (30000, _int_range(100, 3600000), "ms for the rest of a message to arrive once its header did"),
-    "daemon.idle_connection_timeout": (60000, _int_range(0, 30 * _DAY_MS), "ms an authenticated connection may stay silent without a hello (0 = forever)"),
+    "daemon.idle_connection_timeout": (60000, _int_range(0, 30 * _DAY_MS), "ms a silent connection that never said hello keeps its slot when slots are short (0 = forever)"),
     "daemon.max_message_bytes": (10 * MiB, _int_range(1024, 1024 * MiB), "largest message the daemon reads"),
     "daemon.auto_upgrade": (True, _bool, "a newer client asks an older compatible daemon to hand over"),
     "proxy.reconnect_budget": (30000, _int_range(100, 3600000), "ms a window's requests wait for a daemon before they are answered with an error"),

@@ -8,7 +8,7 @@ from hypothesis import given, strategies as st
 
 from memesh.daemon import wire
 from memesh.daemon.clients import MISSED_BEATS, idle_too_long, missed_heartbeat
-from memesh.daemon.server import fd_limit_target, restart_allowed
+from memesh.daemon.server import fd_limit_target, restart_allowed, slots_short
 
 times = st.floats(min_value=0, max_value=1e6, allow_nan=False)
 intervals = st.floats(min_value=0.01, max_value=1e3, allow_nan=False)
@@ -24,10 +24,18 @@ def test_an_idle_client_misses_exactly_when_silent_longer_than_three_intervals(n
     assert missed_heartbeat(now, last_seen, interval) == (now - last_seen > MISSED_BEATS * interval)
 
 
-@given(times, times, st.floats(min_value=0, max_value=1e4, allow_nan=False), st.booleans(), st.integers(0, 3))
-def test_only_silent_connections_without_hello_or_running_calls_are_idle(now, last, limit, hello, busy):
-    idle = idle_too_long(now, last, limit, hello, busy)
-    assert idle == (not hello and busy == 0 and limit > 0 and now - last > limit)
+@given(times, times, st.floats(min_value=0, max_value=1e4, allow_nan=False), st.booleans(), st.integers(0, 3), st.booleans())
+def test_only_silent_connections_without_hello_or_running_calls_give_way_and_only_when_slots_are_short(
+        now, last, limit, hello, busy, pressure):
+    idle = idle_too_long(now, last, limit, hello, busy, pressure)
+    assert idle == (pressure and not hello and busy == 0 and limit > 0 and now - last > limit)
+
+
+@given(st.integers(1, 1 << 16), st.integers(0, 1 << 16))
+def test_slots_are_short_only_within_a_tenth_of_the_cap_and_always_at_the_cap(cap, open_slots):
+    short = slots_short(open_slots, cap)
+    assert short == (cap - open_slots <= max(1, cap // 10))
+    assert slots_short(cap, cap) and (cap < 2 or not slots_short(0, cap))
 
 
 limits = st.integers(min_value=16, max_value=1 << 20)

@@ -36,14 +36,16 @@ def missed_heartbeat(now: float, last_seen: float, interval: float, misses: int 
     return busy <= 0 and interval > 0 and now - last_seen > misses * interval
 
 
-def idle_too_long(now: float, last_active: float, limit: float, said_hello: bool, busy: int = 0) -> bool:
+def idle_too_long(now: float, last_active: float, limit: float, said_hello: bool, busy: int = 0, pressure: bool = True) -> bool:
     """Pure: should an authenticated connection that never said hello be cut?
 
-    A connection that said hello is judged by its client's heartbeats (or its EOF);
-    one that never did, and has neither a call running nor sent anything for ``limit``
-    seconds, only holds a slot of the connection cap.
+    A connection that said hello is judged by its client's heartbeats (or its EOF).
+    One that never did, and has neither a call running nor sent anything for ``limit``
+    seconds, gives its slot up when slots are short (``pressure``): stock
+    ``BaseManager`` code never says hello and may sit idle for long, and harms nobody
+    while the daemon has room.
     """
-    return not said_hello and busy <= 0 and limit > 0 and now - last_active > limit
+    return pressure and not said_hello and busy <= 0 and limit > 0 and now - last_active > limit
 
 
 @dataclasses.dataclass
@@ -239,7 +241,8 @@ class ClientRegistry:
         return len(late)
 
     def kick_idle(self, limit: float, now: float | None = None) -> int:
-        """Cut authenticated connections that never said hello and stayed silent ``limit`` s."""
+        """Cut authenticated connections that never said hello and stayed silent ``limit`` s
+        (called when the daemon is short of connection slots)."""
         now = time.monotonic() if now is None else now
         with self._lock:
             idle = [c for c in self.connections.values()

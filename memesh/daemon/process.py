@@ -254,7 +254,7 @@ class Daemon:
                 self._check_record()
                 self.clients.reap()
                 self.clients.kick_unauthenticated(self.settings.seconds("daemon.auth_timeout"))
-                self.clients.kick_idle(self.settings.seconds("daemon.idle_connection_timeout"))
+                self.server.reap_idle(self.settings.seconds("daemon.idle_connection_timeout"))
                 failure = self.server.watchdog()
                 if failure:
                     self.failed = True

@@ -86,6 +86,11 @@ def raise_fd_limit(max_connections: int) -> tuple[int, int]:
     return soft, target
 
 
+def slots_short(open_slots: int, max_connections: int) -> bool:
+    """Pure: is the daemon close enough to its cap that idle connections must give way?"""
+    return max_connections - open_slots <= max(1, max_connections // 10)
+
+
 def log_thread_exception(args) -> None:
     """``threading.excepthook``: a thread that dies of an exception says so in the daemon log."""
     if args.exc_type is SystemExit:
@@ -213,9 +218,11 @@ class MeshServer(managers.Server):
         self._start_accepter()
         return None
 
-    @property
-    def open_slots(self) -> int:
-        return self._slots
+    def reap_idle(self, limit: float) -> int:
+        """Called by the daemon loop: when slots are short, free those of silent hello-less connections."""
+        if not slots_short(self._slots, self.max_connections):
+            return 0
+        return self.clients.kick_idle(limit)
 
     def close(self, grace: float = CLOSE_GRACE) -> None:
         """Stop accepting, answer what is already queued, cut every connection, unlink our socket.

@@ -342,11 +342,12 @@ def test_a_huge_length_header_followed_by_silence_does_not_pin_a_thread(memesh_h
     assert still_serves(memesh_home)
 
 
-def test_an_authenticated_connection_that_never_says_hello_is_closed_after_the_idle_limit(memesh_home):
+def test_a_silent_connection_that_never_said_hello_gives_its_slot_up_after_the_idle_limit_when_slots_are_short(memesh_home):
     memesh_home.env["MEMESH_DAEMON_IDLE_CONNECTION_TIMEOUT"] = "500"
+    memesh_home.env["MEMESH_DAEMON_MAX_CONNECTIONS"] = "3"
     memesh_home.start_daemon()
     quiet_client = memesh_home.connect(name="quiet-repl")  # said hello, no heartbeat: an idle REPL
-    silent = authenticated(memesh_home)
+    silent = authenticated(memesh_home)  # two of three slots taken: slots are short
     try:
         assert silent.poll(15.0), "an authenticated connection that never said anything was never closed"
         with pytest.raises(EOFError):
