@@ -48,20 +48,31 @@ class _Deadline:
     """Bounds the *whole* rest of a message once its header arrived, not each read.
 
     A peer that drips one byte every few seconds would renew a per-read timeout forever;
-    before each read the kernel timeout is set to what is left of the message's time.
+    before each blocking read the kernel timeout is set to what is left of the message's
+    time. Nothing is set while every read finds its data already there (the usual case).
     """
 
-    __slots__ = ("sock", "until")
+    __slots__ = ("sock", "until", "armed")
 
     def __init__(self, sock: socket.socket, seconds: float):
         self.sock = sock
         self.until = time.monotonic() + seconds
+        self.armed = False
 
     def before_read(self) -> None:
         left = self.until - time.monotonic()
         if left <= 0:
             raise TimeoutError(errno.ETIMEDOUT, "the rest of the message did not arrive in time")
         set_receive_timeout(self.sock, max(left, 0.001))
+        self.armed = True
+
+    def disarm(self) -> None:
+        if self.armed:
+            set_receive_timeout(self.sock, 0)
+            self.armed = False
+
+
+FAST_BODY = 1 << 20  # a body up to this size is first taken without blocking, in one call
 
 
 def _read_exact(fd: int, size: int, deadline: _Deadline | None = None) -> bytes:
@@ -119,10 +130,20 @@ def read_frame(fd: int, max_bytes: int, sock: socket.socket | None = None, messa
         if size > max_bytes:
             _discard(fd, size, deadline)
             raise MessageTooLarge(f"message of {size} bytes refused: the daemon accepts at most {max_bytes} bytes (daemon.max_message_bytes)")
-        return _read_exact(fd, size, deadline)
+        if deadline is None or size == 0 or size > FAST_BODY:
+            return _read_exact(fd, size, deadline)
+        try:
+            body = sock.recv(size, socket.MSG_DONTWAIT)
+            if not body:
+                raise EOFError("end of file in the middle of a message")
+        except BlockingIOError:
+            body = b""
+        if len(body) == size:
+            return body
+        return body + _read_exact(fd, size - len(body), deadline)
     finally:
         if deadline is not None:
-            set_receive_timeout(sock, 0)
+            deadline.disarm()
 
 
 def read_object(fd: int, max_bytes: int, sock: socket.socket | None = None, message_timeout: float = 0.0):

@@ -157,6 +157,7 @@ def test_a_mesh_that_promised_heartbeats_keeps_them_while_idle(daemon):
         assert session in sessions_in_status(watcher)
         time.sleep(interval / 2)  # sampling cadence of the check, not synchronisation
     assert idle.control.ping() > 0
+    idle.close()  # before teardown kills the daemon: a later beat would reconnect and start one
 
 
 def test_a_client_with_a_call_in_flight_is_not_dropped_for_missed_heartbeats(daemon):
@@ -200,3 +201,6 @@ def test_a_client_with_a_call_in_flight_is_not_dropped_for_missed_heartbeats(dae
     assert [e["name"] for e in outcome["result"]] == ["slow"]
     assert busy.session in sessions_in_status(watcher)
     assert f"client {busy.session[:8]} gone" not in daemon.log_text()
+    # Closed while its daemon lives: a heartbeat thread that outlives the daemon would
+    # reconnect, and reconnecting starts a daemon.
+    busy.close()
