@@ -358,3 +358,30 @@ def test_a_silent_connection_that_never_said_hello_gives_its_slot_up_after_the_i
     # The client that said hello was just as quiet for as long, and keeps its session.
     assert quiet_client.control.ping() > 0
     assert quiet_client.session in {row["session"] for row in quiet_client.control.status()["clients"]}
+
+
+LOW_SOFT_LIMIT = 256  # a common default soft limit for open files (macOS, some Linux logins)
+
+
+def test_a_daemon_started_under_a_low_open_file_limit_raises_it_and_serves_more_clients_than_it_allowed(memesh_home):
+    import resource
+
+    import psutil
+
+    from memesh.daemon.server import FD_HEADROOM, FDS_PER_CONNECTION
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2 * LOW_SOFT_LIMIT:
+        pytest.skip(f"the hard open-file limit ({hard}) leaves nothing to raise")
+    start = (f"import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, ({LOW_SOFT_LIMIT}, {hard})); "
+             "os.execv(sys.executable, [sys.executable, '-m', 'memesh', 'daemon', 'start'])")
+    done = subprocess.run([sys.executable, "-c", start], env=memesh_home.env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    daemon = psutil.Process(memesh_home.record()["pid"])
+    wanted = (4096 + RESERVED_SLOTS) * FDS_PER_CONNECTION + FD_HEADROOM
+    assert daemon.rlimit(psutil.RLIMIT_NOFILE)[0] == (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard))
+    # Each connection costs the daemon two descriptors: 200 clients need more than 256.
+    meshes = [memesh_home.connect(name=f"client-{i}") for i in range(200)]
+    assert all(mesh.control.ping() > 0 for mesh in meshes)
+    assert meshes[0].control.status()["connections"] >= 200
+    assert "out of file descriptors" not in memesh_home.log_text()
