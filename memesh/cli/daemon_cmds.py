@@ -7,22 +7,43 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
-import time
 
 import argh
 
 from memesh import identity
-from memesh.cli.render import format_status
+from memesh.cli.errors import AlreadyRunning, UsageError, describe_os_error
+from memesh.cli.render import format_status, status_document
 from memesh.config import load_settings
 from memesh.daemon import lock as lockmod
-from memesh.errors import DaemonDisabled, DaemonUnreachable
+from memesh.errors import DaemonDisabled, DaemonUnreachable, UnsafePathError
 from memesh.paths import paths_for
 
 EXIT_RUNNING = 0
 EXIT_NOT_RUNNING = 3
 EXIT_STALE = 4
 STOP_MARGIN = 5.0  # seconds beyond the drain timeout that `stop` waits for the exit
+
+
+def check_home(home) -> None:
+    """Refuse, in one line, a MEMESH_HOME that is a file or that we cannot read (a missing one is fine)."""
+    try:
+        st = os.stat(home)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UnsafePathError(f"cannot use MEMESH_HOME {home}: {describe_os_error(exc)}; point MEMESH_HOME at a directory of your own") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePathError(f"MEMESH_HOME {home} is not a directory; move the file away or point MEMESH_HOME at a directory")
+    if not os.access(home, os.R_OK | os.X_OK):
+        raise UnsafePathError(f"MEMESH_HOME {home} is not readable by you; fix its permissions (chmod 700) or use another home")
+
+
+def _settings():
+    settings = load_settings()
+    check_home(settings.home)
+    return settings
 
 
 def _cli_info(settings) -> dict:
@@ -69,8 +90,9 @@ def probe(settings) -> tuple[int, dict]:
 @argh.arg("--json", dest="as_json", help="print the status as JSON")
 def status(*, as_json: bool = False) -> None:
     """Show whether the daemon runs, its pid, versions, clients, paths and in-flight work."""
-    settings = load_settings()
+    settings = _settings()
     code, info = probe(settings)
+    info = status_document(info)
     if as_json:
         print(json.dumps(info, indent=2, sort_keys=True))
     else:
@@ -159,7 +181,7 @@ def stop_daemon(settings, *, force: bool) -> int | None:
 @argh.arg("--force", help="stop at once, without waiting for in-flight calls")
 def stop(*, force: bool = False) -> None:
     """Stop the daemon: finish in-flight calls first (or not, with --force)."""
-    settings = load_settings()
+    settings = _settings()
     pid = stop_daemon(settings, force=force)
     print("no memesh daemon was running" if pid is None else f"stopped memesh daemon pid {pid}")
 
@@ -211,7 +233,9 @@ def logs(*, lines: int = 50, follow: bool = False) -> None:
     """Show the daemon log (the last N lines; -f to follow it)."""
     from memesh.cli.logview import follow_log, tail_lines
 
-    settings = load_settings()
+    if lines < 0:
+        raise UsageError(f"daemon logs: -n/--lines must be 0 or more, got {lines}")
+    settings = _settings()
     path = paths_for(settings.home).log
     for line in tail_lines(path, lines):
         sys.stdout.write(line)
@@ -227,6 +251,11 @@ def run() -> None:
     """Run the daemon in the foreground (for service managers and debugging)."""
     from memesh.daemon.process import main as daemon_main
 
+    settings = _settings()
+    paths = paths_for(settings.home)
+    if lockmod.lifetime_held(paths.lifetime_lock):
+        pid = lockmod.read_holder(paths.lifetime_lock).get("pid", "?")
+        raise AlreadyRunning(f"a memesh daemon (pid {pid}) already serves {paths.home}; stop it first with `memesh daemon stop`")
     os.environ.pop("MEMESH_DAEMONIZE", None)
     raise SystemExit(daemon_main())
 

@@ -14,7 +14,9 @@ import time
 
 import argh
 
+from memesh.cli.errors import DataError, InputError, OutputError, describe_os_error
 from memesh.config import load_settings
+from memesh.errors import ValidationError
 from memesh.paths import ensure_layout, paths_for
 
 
@@ -41,15 +43,18 @@ def _lines_with_progress(fh, total: int, enabled: bool):
 @argh.arg("file", help="JSONL file to read ('-' for standard input)")
 def import_(file: str) -> None:
     """Add the entities and relations of a JSONL export (reference server format); all or nothing."""
+    if file == "-":
+        source, total = sys.stdin.buffer, 0
+    else:
+        try:
+            source = open(file, "rb")
+            total = os.fstat(source.fileno()).st_size
+        except OSError as exc:
+            raise InputError(f"cannot read {file}: {describe_os_error(exc)}; give the path of a JSONL file ('-' for standard input)") from None
     graph, db, paths = _graph()
     started = time.monotonic()
     lines = 0
     try:
-        if file == "-":
-            source, total = sys.stdin.buffer, 0
-        else:
-            source = open(file, "rb")
-            total = os.fstat(source.fileno()).st_size
         with source:
             counted = []
 
@@ -58,7 +63,12 @@ def import_(file: str) -> None:
                     counted.append(None)
                     yield line
 
-            counts = graph.import_jsonl(counting(_lines_with_progress(source, total, sys.stderr.isatty())))
+            try:
+                counts = graph.import_jsonl(counting(_lines_with_progress(source, total, sys.stderr.isatty())))
+            except ValidationError as exc:
+                raise DataError(f"{file}: {exc}; nothing was imported") from None
+            except OSError as exc:
+                raise InputError(f"cannot read {file}: {describe_os_error(exc)}; nothing was imported") from None
             lines = len(counted)
     finally:
         db.close()
@@ -77,14 +87,29 @@ def export(file: str) -> None:
             counts = graph.export_jsonl(sys.stdout)
             sys.stdout.flush()
         else:
-            tmp = f"{file}.tmp-{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-                counts = graph.export_jsonl(fh)
-            os.replace(tmp, file)  # never leave a half-written export under the real name
+            counts = _export_to(graph, file)
     finally:
         db.close()
     if file != "-":
         print(f"exported {counts['entities']} entities and {counts['relations']} relations to {file} in {time.monotonic() - started:.1f}s")
+
+
+def _export_to(graph, file: str) -> dict:
+    """Write to a temporary file beside ``file``, then rename it: never a half-written export."""
+    tmp = f"{file}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            counts = graph.export_jsonl(fh)
+        os.replace(tmp, file)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        folder = os.path.dirname(os.path.abspath(file))
+        hint = f"the folder {folder} does not exist" if not os.path.isdir(folder) else describe_os_error(exc)
+        raise OutputError(f"cannot write {file}: {hint}") from None
+    return counts
 
 
 import_.__name__ = "import"  # the command's name; `import` itself is a keyword

@@ -26,7 +26,47 @@ def format_time(epoch: float | None) -> str:
     return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _ms(seconds) -> int | None:
+    return None if seconds is None else int(round(seconds * 1000))
+
+
+def status_document(info: dict) -> dict:
+    """What ``status`` prints, from what the daemon reports: every time in milliseconds.
+
+    Durations end in ``Ms``; points in time (``startTime``, ``connectedSince``,
+    ``lastHeartbeat``) are milliseconds since the epoch, like the lock record's
+    ``startTime``. ``clients`` lists the clients ``clientCount`` counts: the command
+    asking (kind ``cli``) is neither. Pure; anything it does not know passes through.
+    """
+    doc = dict(info)
+    for old, new in (("uptimeSeconds", "uptimeMs"), ("idleSecondsLeft", "idleLeftMs")):
+        if old in doc:
+            doc[new] = _ms(doc.pop(old))
+    if isinstance(doc.get("metrics"), dict) and "drainSeconds" in doc["metrics"]:
+        metrics = dict(doc["metrics"])
+        metrics["drainMs"] = _ms(metrics.pop("drainSeconds"))
+        doc["metrics"] = metrics
+    if "clients" in doc:
+        rows = []
+        for row in doc["clients"] or []:
+            if row.get("kind") == "cli":
+                continue
+            row = dict(row)
+            for key in ("connectedSince", "lastHeartbeat"):
+                if key in row:
+                    row[key] = _ms(row[key])
+            rows.append(row)
+        doc["clients"] = rows
+        doc["clientCount"] = len(rows)
+    return doc
+
+
+def format_time_ms(epoch_ms: int | None) -> str:
+    return format_time(None if epoch_ms is None else epoch_ms / 1000)
+
+
 def format_status(info: dict) -> str:
+    """The text of ``status`` from a :func:`status_document`."""
     mode = info.get("mode", "?")
     if mode == "standalone":
         return "\n".join([
@@ -43,17 +83,17 @@ def format_status(info: dict) -> str:
             lines.append(f"  pid         {info['pid']}")
         lines += [f"  socket      {info.get('socketPath')}", f"  lock        {info.get('lockPath')}", f"  log         {info.get('logPath')}"]
         return "\n".join(lines)
-    idle = info.get("idleSecondsLeft")
+    idle = info.get("idleLeftMs")
     if not info.get("idleTimeoutMs"):
         idle_text = "never (idle timeout disabled)"
     elif idle is None:
         idle_text = "not counting (clients connected or calls in flight)"
     else:
-        idle_text = f"in {format_duration(idle)}"
+        idle_text = f"in {format_duration(idle / 1000)}"
     metrics = info.get("metrics", {})
     lines = [
         f"memesh daemon: {info.get('state')}",
-        f"  pid         {info.get('pid')} (up {format_duration(info.get('uptimeSeconds'))})",
+        f"  pid         {info.get('pid')} (up {format_duration((info.get('uptimeMs') or 0) / 1000)})",
         f"  version     {info.get('version')} (protocol {info.get('protocol')}, build {info.get('build')}, Python {info.get('python')})",
         f"  socket      {info.get('socketPath')}",
         f"  lock        {info.get('lockPath')}",
@@ -63,12 +103,12 @@ def format_status(info: dict) -> str:
         f"  memory      {round((info.get('rssBytes') or 0) / 1048576, 1)} MiB RSS, {info.get('threads')} threads",
         f"  clients     {info.get('clientCount')}",
     ]
-    rows = [row for row in info.get("clients") or [] if row.get("kind") != "cli"]  # not this very command
+    rows = info.get("clients") or []
     if rows:
         lines.append(f"    {'PID':>7}  {'NAME':<20} {'KIND':<8} {'CONNECTED SINCE':<19}  LAST HEARTBEAT")
         for row in rows:
             lines.append(
                 f"    {row.get('pid', 0):>7}  {str(row.get('name'))[:20]:<20} {str(row.get('kind'))[:8]:<8} "
-                f"{format_time(row.get('connectedSince')):<19}  {format_time(row.get('lastHeartbeat'))}"
+                f"{format_time_ms(row.get('connectedSince')):<19}  {format_time_ms(row.get('lastHeartbeat'))}"
             )
     return "\n".join(lines)

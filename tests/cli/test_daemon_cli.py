@@ -9,7 +9,10 @@ import pathlib
 import queue
 import re
 import signal
+import subprocess
+import sys
 import threading
+import time
 
 import pytest
 
@@ -18,7 +21,7 @@ from memesh.errors import MemeshError
 from tests.support import wait_until
 
 DOCS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md"
-STATUS_KEYS = {"pid", "version", "protocol", "clients", "socketPath", "lockPath", "logPath", "inflight", "idleSecondsLeft"}
+STATUS_KEYS = {"pid", "version", "protocol", "clients", "socketPath", "lockPath", "logPath", "inflight", "idleLeftMs", "uptimeMs", "clientCount"}
 
 
 # --------------------------------------------------------------------------- status
@@ -50,8 +53,24 @@ def test_status_json_parses_and_has_every_documented_field(memesh_home):
     assert STATUS_KEYS <= info.keys()
     assert info["pid"] == pid and info["socketPath"] == str(memesh_home.paths.socket)
     assert info["lockPath"] == str(memesh_home.paths.record) and info["logPath"] == str(memesh_home.paths.log)
-    assert info["inflight"] == 0 and info["idleSecondsLeft"] is None  # a client is connected
+    assert info["inflight"] == 0 and info["idleLeftMs"] is None  # a client is connected
     assert "json-window" in [row["name"] for row in info["clients"]]
+
+
+def test_status_json_counts_the_clients_it_lists_and_gives_every_time_in_milliseconds(memesh_home):
+    memesh_home.start_daemon()
+    memesh_home.connect(name="counted-window")
+    before_ms = time.time() * 1000
+    info = json.loads(memesh_home.cli("daemon", "status", "--json").stdout)
+    assert info["clientCount"] == len(info["clients"]) == 1
+    (row,) = info["clients"]
+    assert row["name"] == "counted-window"
+    # Points in time are ms since the epoch (like startTime), durations are named …Ms.
+    for point in (info["startTime"], row["connectedSince"], row["lastHeartbeat"]):
+        assert isinstance(point, int) and point <= time.time() * 1000
+    assert info["startTime"] <= row["connectedSince"] <= before_ms
+    assert not [key for key in info if "Seconds" in key or key.endswith("Secs")]
+    assert "drainSeconds" not in info["metrics"] and isinstance(info["uptimeMs"], int)
 
 
 def test_status_after_a_crash_is_stale_with_exit_4(memesh_home):
@@ -111,6 +130,16 @@ def test_logs_follow_prints_lines_written_after_it_started(memesh_home):
     os.killpg(follower.pid, signal.SIGKILL)
     follower.wait(timeout=10)
     assert mesh.control.ping()
+
+
+def test_the_troubleshooting_grep_for_clients_finds_a_clients_arrival(memesh_home):
+    docs = (DOCS.parent / "troubleshooting.md").read_text(encoding="utf-8")
+    (command,) = [line.split("#")[0].strip() for line in docs.splitlines() if line.startswith("memesh daemon logs") and "grep" in line]
+    memesh_home.start_daemon()
+    memesh_home.connect(name="grep-me")
+    shell = command.replace("memesh ", f"{sys.executable} -m memesh ", 1)
+    done = subprocess.run(["bash", "-c", shell], env=memesh_home.env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "grep-me" in done.stdout, (shell, done.stdout, done.stderr)
 
 
 # --------------------------------------------------------------------------- config errors
