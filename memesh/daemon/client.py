@@ -1,8 +1,10 @@
 """Attaching to the daemon from Python: ``memesh.connect()`` and the ``Mesh`` handle.
 
-``Mesh`` holds ONE connection for all shared objects and all threads of this process.
-Each shared object appears as a :class:`SharedObject` whose methods are exactly the
-typeid's ``exposed`` list. Reconnection policy (the only place it lives):
+``Mesh`` stands on :class:`~memesh.daemon.manager.MeshManager`: its ``graph``, ``memory``
+and ``control`` are that manager's proxies (methods exactly the typeid's ``exposed``
+list), with the manager's transport set to :meth:`Mesh.call`, so they share ONE
+connection for all objects and all threads of this process. Reconnection policy (the
+only place it lives):
 
 * the daemon says it is draining (stop, restart, upgrade) → wait for its successor,
   reconnect, resend;
@@ -14,8 +16,6 @@ After every error the connection is discarded, never reused (see ``channel``).
 """
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 import threading
 import uuid
@@ -23,7 +23,7 @@ import uuid
 from memesh import identity
 from memesh.config import Settings, load_settings
 from memesh.daemon.channel import Channel, ChannelBroken
-from memesh.daemon.server import TYPEIDS
+from memesh.daemon.manager import MeshManager
 from memesh.daemon.spawn import connect_compatible, wait_for_handover
 from memesh.errors import DaemonDraining, OutcomeUnknown
 from memesh.paths import paths_for
@@ -35,58 +35,6 @@ READ_ONLY = {
     "memory": {"recall", "list", "stats"},
 }
 MAX_ATTEMPTS = 4
-
-
-#: Where each typeid's class lives, for docstrings and signatures in a REPL (``help()``).
-CLASSES = {
-    "control": "memesh.daemon.control:Control",
-    "graph": "memesh.store.graph:KnowledgeGraph",
-    "memory": "memesh.store.memory:MemoryStore",
-    "mcp": "memesh.daemon.mcp_host:McpHost",
-}
-
-
-def _class_of(ident: str):
-    module, _, name = CLASSES.get(ident, ":").partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
-class SharedObject:
-    """A live object in the daemon; calling a method runs it there and returns a copy of the result."""
-
-    def __init__(self, mesh: "Mesh", ident: str):
-        self._mesh = mesh
-        self._ident = ident
-        self._exposed = TYPEIDS[ident][0]
-        cls = _class_of(ident)
-        self.__doc__ = (cls.__doc__ if cls is not None and cls.__doc__ else SharedObject.__doc__)
-
-    def __getattr__(self, name: str):
-        if name.startswith("_") or name not in self._exposed:
-            raise AttributeError(f"the shared {self._ident!r} object has no method {name!r}; it has: {', '.join(self._exposed)}")
-
-        def method(*args, **kwargs):
-            return self._mesh.call(self._ident, name, args, kwargs)
-
-        method.__name__ = method.__qualname__ = name
-        real = getattr(_class_of(self._ident), name, None)
-        method.__doc__ = (real.__doc__ if real is not None and real.__doc__ else f"Run {self._ident}.{name} in the daemon.")
-        if real is not None:
-            try:
-                signature = inspect.signature(real)
-                method.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
-            except (TypeError, ValueError):
-                pass
-        return method
-
-    def __dir__(self):
-        return sorted(self._exposed)
-
-    def __repr__(self) -> str:
-        return f"<shared {self._ident} in memesh daemon pid {self._mesh.daemon_pid}: {', '.join(self._exposed)}>"
 
 
 class Mesh:
@@ -110,10 +58,12 @@ class Mesh:
         }
         self._channel: Channel | None = None
         self.hello: dict = {}
+        self.manager = MeshManager(address=str(self.paths.socket), transport=self.call)
         self._connect()
-        self.control = SharedObject(self, "control")
-        self.graph = SharedObject(self, "graph")
-        self.memory = SharedObject(self, "memory")
+        self.manager.connect()
+        self.control = self.manager.control()
+        self.graph = self.manager.graph()
+        self.memory = self.manager.memory()
         self._closed = threading.Event()
         if heartbeat > 0:
             threading.Thread(target=self._beat, args=(heartbeat,), name="memesh-heartbeat", daemon=True).start()
@@ -133,6 +83,8 @@ class Mesh:
     def _connect(self) -> Channel:
         channel, hello = connect_compatible(self.settings, self.paths, self.info, start=self._start, name=self.info["name"])
         self._channel, self.hello = channel, hello
+        self.manager._address = channel.path  # what the manager reports; calls use the channel
+        self.manager.daemon_pid = hello.get("pid")
         return channel
 
     def call(self, ident: str, method: str, args: tuple = (), kwargs: dict | None = None, timeout: float | None = 300.0):

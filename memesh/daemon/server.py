@@ -1,7 +1,7 @@
-"""MeshManager and its hardened server: the daemon's side of the Unix socket.
+"""The hardened manager server: the daemon's side of the Unix socket.
 
-``MeshManager`` is the ``BaseManager`` subclass in which every shared typeid is registered
-with its explicit ``exposed`` list (one place: :data:`TYPEIDS`). The daemon serves one
+Every shared typeid is listed once, with its explicit ``exposed`` list, in :data:`TYPEIDS`;
+``MeshManager`` (memesh.daemon.manager) registers them for clients. The daemon serves one
 long-lived instance of each typeid under a fixed ident equal to its typeid, so a client
 needs no ``create``/``incref``/``decref`` round trips: one authenticated connection in
 ``accept_connection`` mode reaches every shared object (the stock client opens six
@@ -439,12 +439,3 @@ def _reserved(args) -> bool:
     """Is this session (``accept_connection``'s name argument) one the reserved slots are for?"""
     return isinstance(args, tuple) and len(args) == 1 and args[0] in RESERVED_NAMES
 
-
-class MeshManager(managers.BaseManager):
-    """The BaseManager subclass of memesh; every shared typeid is registered here."""
-
-    _Server = MeshServer
-
-
-for _typeid, (_exposed, _tracked) in TYPEIDS.items():
-    MeshManager.register(_typeid, exposed=_exposed, create_method=False)
