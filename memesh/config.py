@@ -74,7 +74,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "daemon.auth_timeout": (10000, _int_range(50, 600000), "ms a new connection has to authenticate"),
     "daemon.health_timeout": (3000, _int_range(50, 600000), "ms a live-looking daemon has to answer before it is judged hung"),
     "daemon.ready_timeout": (10000, _int_range(100, 600000), "ms a client waits for a spawned daemon to become ready"),
-    "daemon.heartbeat_interval": (5000, _int_range(50, 3600000), "ms between client heartbeats; 3 missed = gone"),
+    "daemon.heartbeat_interval": (5000, _int_range(50, 3600000), "ms between the calls a client promises; 3 missed = gone"),
     "daemon.drain_timeout": (30000, _int_range(0, 3600000), "ms a graceful stop waits for in-flight work"),
     "daemon.max_connections": (4096, _int_range(1, 65536), "connections served at once; more are refused (a few more are kept for the CLI)"),
     "daemon.message_timeout": (30000, _int_range(100, 3600000), "ms for the rest of a message to arrive once its header did"),

@@ -55,6 +55,8 @@ def status_document(info: dict) -> dict:
             for key in ("connectedSince", "lastHeartbeat"):
                 if key in row:
                     row[key] = _ms(row[key])
+            if "heartbeatInterval" in row:
+                row["heartbeatMs"] = _ms(row.pop("heartbeatInterval"))
             rows.append(row)
         doc["clients"] = rows
         doc["clientCount"] = len(rows)

@@ -42,7 +42,9 @@ class Mesh:
 
     mode = "daemon"
 
-    def __init__(self, settings: Settings, *, name: str = "python", kind: str = "repl", start: bool = True, heartbeat: float = 0.0):
+    def __init__(self, settings: Settings, *, name: str = "python", kind: str = "repl", start: bool = True, heartbeat: float | None = None):
+        if heartbeat is None:
+            heartbeat = settings.seconds("daemon.heartbeat_interval")
         self.settings = settings
         self.paths = paths_for(settings.home)
         self.session = uuid.uuid4().hex
@@ -71,10 +73,13 @@ class Mesh:
     def _beat(self, interval: float) -> None:
         """Keep the promise made in the hello: a call at least every ``interval`` seconds."""
         while not self._closed.wait(interval / 2):
+            channel = self._channel
+            if channel is None or channel.closed:
+                continue  # only a call of the program reconnects (and may start a daemon), never a beat
             try:
-                self.call("control", "heartbeat", timeout=interval)
+                channel.call("control", "heartbeat", timeout=interval)
             except Exception:
-                pass  # the next call (or beat) reconnects; a dead daemon is not this thread's business
+                pass  # the channel closed itself; the program's next call reconnects
 
     @property
     def daemon_pid(self) -> int | None:
@@ -209,12 +214,12 @@ class StandaloneMesh:
         return f"<memesh.StandaloneMesh (daemon disabled) at {self.paths.home}>"
 
 
-def connect(settings: Settings | None = None, *, name: str = "python", kind: str = "repl", start: bool = True, heartbeat: float = 0.0):
+def connect(settings: Settings | None = None, *, name: str = "python", kind: str = "repl", start: bool = True, heartbeat: float | None = None):
     """Attach to this user's daemon, starting it if needed (and allowed).
 
-    ``heartbeat`` (seconds, 0 = none): a background thread calls the daemon at least that
-    often, and the daemon drops this client after three missed beats (a stopped or hung
-    process), not only when its connection closes.
+    ``heartbeat`` (seconds; default ``daemon.heartbeat_interval``, 0 = none): a background
+    thread calls the daemon at least that often, and the daemon drops this client after
+    three missed beats (a stopped or hung process), not only when its connection closes.
 
     Returns a :class:`Mesh` (``.control``, ``.graph``), or a :class:`StandaloneMesh`
     working directly on the database when daemon mode is disabled

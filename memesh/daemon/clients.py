@@ -99,6 +99,7 @@ class Client:
             "cwd": self.cwd,
             "connectedSince": self.connected_since,
             "lastHeartbeat": self.last_seen_wall,
+            "heartbeatInterval": self.heartbeat_interval,
             "connections": len(self.connections),
         }
 

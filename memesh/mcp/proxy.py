@@ -54,7 +54,6 @@ log = lazylog.get(__name__)  # the proxy's start-up path: see memesh.lazylog
 
 MAX_LINE = jsonrpc.MAX_LINE_BYTES  # a longer stdin line is answered with an error and dropped
 POLL_TIMEOUT = 1.0  # seconds per long-poll; also the proxy's effective heartbeat
-HEARTBEAT = 2.0  # seconds promised to the daemon (it drops us after 3 missed)
 SUBMIT_TIMEOUT = 30.0  # seconds a submit may take: it only queues the line in the session
 RECONNECT_BUDGET = 30.0  # default of proxy.reconnect_budget (s) before waiting requests get errors
 EOF_GRACE = 1.0  # seconds to let in-flight answers out after stdin closes
@@ -561,7 +560,7 @@ def daemon_connector(settings, context: dict):
     paths = paths_for(settings.home)
     session = os.urandom(16).hex()
     info = {**identity.identity(build=False), "session": session, "name": "mcp-proxy", "kind": "proxy",
-            "pid": os.getpid(), "cwd": context.get("cwd", ""), "heartbeat": HEARTBEAT}
+            "pid": os.getpid(), "cwd": context.get("cwd", ""), "heartbeat": max(settings.seconds("daemon.heartbeat_interval"), POLL_TIMEOUT)}
 
     def connect():
         submit_ch, hello = connect_compatible(settings, paths, info, name="mcp-proxy")
