@@ -14,7 +14,6 @@ import time
 import psutil
 import pytest
 
-from memesh.daemon.process import CHECK_INTERVAL
 from tests.support import wait_until
 
 CLIENT = """
@@ -58,8 +57,9 @@ def test_a_client_killed_with_sigkill_leaves_status_within_three_heartbeat_inter
     assert session in sessions_in_status(watcher)
     killed_at = time.monotonic()
     os.killpg(proc.pid, signal.SIGKILL)
-    wait_until(lambda: session not in sessions_in_status(watcher), 3 * interval, "the killed client to leave status")
-    assert time.monotonic() - killed_at < 3 * interval
+    wait_until(lambda: session not in sessions_in_status(watcher), 30, "the killed client to leave status")
+    wait_until(lambda: f"client {session[:8]} gone (disconnected)" in daemon.log_text(), 30,
+               lambda: f"the client to be dropped at EOF, not later for missed beats ({time.monotonic() - killed_at:.2f}s)")
 
 
 def test_a_silent_client_is_dropped_after_three_missed_heartbeats_while_a_beating_one_stays(daemon):
@@ -69,7 +69,7 @@ def test_a_silent_client_is_dropped_after_three_missed_heartbeats_while_a_beatin
     (silent, silent_proc), (beating, _beating_proc) = clients.items()
     os.killpg(silent_proc.pid, signal.SIGSTOP)  # connection stays open, beats stop
     stopped_at = time.monotonic()
-    wait_until(lambda: silent not in sessions_in_status(watcher), 3 * interval + CHECK_INTERVAL + 1.0,
+    wait_until(lambda: silent not in sessions_in_status(watcher), 30,
                "the silent client to be dropped")
     silent_for = time.monotonic() - stopped_at
     assert silent_for >= 3 * interval * 0.9, f"dropped after {silent_for:.2f}s, before three intervals"
@@ -122,7 +122,7 @@ def test_killed_clients_leave_no_sockets_and_sqlite_file_handles_do_not_grow(dae
         for proc in clients.values():
             os.killpg(proc.pid, signal.SIGKILL)
         wait_until(lambda: daemon_footprint(watcher)["clients"] == 1, 5.0, "the killed clients to be gone")
-        wait_until(lambda: open_files()[0] == baseline_sockets, 3.0,
+        wait_until(lambda: open_files()[0] == baseline_sockets, 30,
                    lambda: f"the daemon's sockets to return to {baseline_sockets} (now {open_files()[0]})")
         after_round.append(open_files()[1])
     # A leak would add about one descriptor per killed client (20 a round); allow the odd
@@ -137,13 +137,13 @@ def test_client_count_in_the_lock_record_follows_connected_clients(daemon):
     assert count() == 0
     first = daemon.connect(name="first")
     second = daemon.connect(name="second")
-    wait_until(lambda: count() == 2, 3.0, "clientCount 2")
+    wait_until(lambda: count() == 2, 30, "clientCount 2")
     assert daemon.cli("daemon", "status").returncode == 0  # CLI calls are not counted as clients
     assert count() == 2
     first.close()
-    wait_until(lambda: count() == 1, 3.0, "clientCount 1")
+    wait_until(lambda: count() == 1, 30, "clientCount 1")
     second.close()
-    wait_until(lambda: count() == 0, 3.0, "clientCount 0")
+    wait_until(lambda: count() == 0, 30, "clientCount 0")
 
 
 def test_a_mesh_that_promised_heartbeats_keeps_them_while_idle(daemon):

