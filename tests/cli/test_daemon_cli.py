@@ -123,9 +123,9 @@ def test_logs_follow_prints_lines_written_after_it_started(memesh_home):
             seen.append(lines.get())
         return any(text in line for line in seen)
 
-    wait_until(lambda: saw(""), 10, "logs -f to print the last line")
+    wait_until(lambda: saw(""), 30, "logs -f to print the last line")
     mesh = memesh_home.connect(name="follow-me")  # the daemon logs this client's arrival
-    wait_until(lambda: saw("follow-me"), 10, lambda: f"logs -f to show the new line (saw {seen})")
+    wait_until(lambda: saw("follow-me"), 30, lambda: f"logs -f to show the new line (saw {seen})")
     assert follower.poll() is None, "logs -f exited instead of following"
     os.killpg(follower.pid, signal.SIGKILL)
     follower.wait(timeout=10)
