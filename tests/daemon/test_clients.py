@@ -14,6 +14,7 @@ import time
 import psutil
 import pytest
 
+from memesh.daemon.process import CHECK_INTERVAL
 from tests.support import wait_until
 
 CLIENT = """
