@@ -14,6 +14,11 @@ Era rules:
   subscriptions): -32601 when the request carries the 2026 envelope.
 * ``SHARED``          both eras: needs the 2026 envelope, or ``initialize`` first.
 * ``STATELESS_ONLY``  ``server/discover``: needs the 2026 envelope.
+
+One rule before ``initialize``: a request without the 2026 envelope is answered -32602
+("call initialize first"), whatever its era, except ``initialize`` itself and ``ping``
+(which the spec allows at any time). ``initialize`` is accepted once per session; a
+second one is -32600 and changes nothing.
 """
 from __future__ import annotations
 
@@ -51,6 +56,13 @@ class Call:
     finished: bool = False
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     future: Future | None = None
+    # Ordering within the session (slow calls only): the handler to run, how many earlier
+    # calls it still waits for, the later calls waiting for it, whether it holds an
+    # executor slot of the session.
+    method: "Method | None" = None
+    waiting: int = 0
+    dependents: list["Call"] = dataclasses.field(default_factory=list)
+    submitted: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +70,7 @@ class Method:
     era: str
     slow: bool
     handler: Callable[["McpSession", Call], dict[str, Any]]
+    before_initialize: bool = False   # answered in the handshake era before initialize
 
 
 def initialize(session: McpSession, call: Call) -> dict[str, Any]:
@@ -133,12 +146,21 @@ def _resource(session: McpSession, call: Call) -> resources.Resource:
     return found
 
 
+def _paged(session: McpSession, call: Call, key: str, items: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """One page of a listing; a cursor we did not issue is -32602, as for every list."""
+    page, following = protocol.page(items, call.params.get("cursor"), session.tools_page_size, kind)
+    result: dict[str, Any] = {key: page}
+    if following is not None:
+        result["nextCursor"] = following
+    return result
+
+
 def resources_list(session: McpSession, call: Call) -> dict[str, Any]:
-    return {"resources": [r.definition() for r in resources.available(session.services)]}
+    return _paged(session, call, "resources", [r.definition() for r in resources.available(session.services)], "resources")
 
 
 def templates_list(session: McpSession, call: Call) -> dict[str, Any]:
-    return {"resourceTemplates": []}
+    return _paged(session, call, "resourceTemplates", [], "templates")
 
 
 def resources_read(session: McpSession, call: Call) -> dict[str, Any]:
@@ -158,8 +180,8 @@ def unsubscribe(session: McpSession, call: Call) -> dict[str, Any]:
 
 
 METHODS: dict[str, Method] = {
-    "initialize": Method(OPENING, False, initialize),
-    "ping": Method(HANDSHAKE_ONLY, False, ping),
+    "initialize": Method(OPENING, False, initialize, before_initialize=True),
+    "ping": Method(HANDSHAKE_ONLY, False, ping, before_initialize=True),
     "logging/setLevel": Method(HANDSHAKE_ONLY, False, set_level),
     "resources/subscribe": Method(HANDSHAKE_ONLY, False, subscribe),
     "resources/unsubscribe": Method(HANDSHAKE_ONLY, False, unsubscribe),

@@ -104,10 +104,14 @@ def check_envelope(meta: Mapping[str, Any]) -> str | None:
     if not isinstance(version, str):
         raise RpcError(INVALID_PARAMS, f"params._meta[{PROTOCOL_VERSION_KEY!r}]: expected a protocol version string")
     if version not in STATELESS_VERSIONS:
+        # data.supported lists what this field accepts; handshake versions are negotiated
+        # by initialize instead, and saying so beats listing them as if they worked here.
+        how = (f"{version} is a handshake version: send initialize instead of the {PROTOCOL_VERSION_KEY} field"
+               if version in HANDSHAKE_VERSIONS else f"Unsupported protocol version {version!r}")
         raise RpcError(
             UNSUPPORTED_PROTOCOL_VERSION,
-            f"Unsupported protocol version {version!r}; supported: {', '.join(SUPPORTED_VERSIONS)}",
-            {"supported": list(SUPPORTED_VERSIONS), "requested": version},
+            f"{how}; in _meta this server accepts: {', '.join(STATELESS_VERSIONS)}",
+            {"supported": list(STATELESS_VERSIONS), "requested": version},
         )
     if CLIENT_CAPABILITIES_KEY not in meta:
         raise RpcError(INVALID_PARAMS, f"params._meta[{CLIENT_CAPABILITIES_KEY!r}]: required field is missing")

@@ -22,9 +22,9 @@ import dataclasses
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from collections.abc import Sequence
 from typing import Any
 
 from memesh.errors import MemeshError, ValidationError
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 TOOLS_PAGE_SIZE = 50   # every memesh tool fits in one page; paging exists for later growth
 DEFAULT_WORKERS = 4    # concurrent tool calls per session when the host gives no executor
+MAX_RUNNING = 4        # a session's calls on the (possibly shared) executor at once; the rest wait here
 LOGGER_NAME = "memesh"
 
 
@@ -68,6 +69,8 @@ class McpSession:
         self._calls: dict[tuple[bool, Any], Call] = {}
         self._last_write: Call | None = None
         self._reads_since_write: list[Call] = []
+        self._running = 0                        # this session's calls submitted to the executor
+        self._ready: deque[tuple[Call, Method]] = deque()   # may run, waiting for a MAX_RUNNING slot
         self._closed = False
         self.version: str | None = None        # negotiated handshake version
         self.initialized = False
@@ -77,6 +80,9 @@ class McpSession:
         self.client_roots = False          # the client declared the roots capability
         self._roots_asked = 0
         self._roots_request: str | None = None
+        # Our request ids carry a token of their own: after a daemon restart the proxy
+        # replays the window into a new session, and the client must never see an id twice.
+        self._id_token = uuid.uuid4().hex[:12]
         events = getattr(services, "events", None)
         self.events = events if events is not None else EventBus()
         self._unsubscribe = [self.events.subscribe(self._on_event), self.registry.subscribe(self._on_event)]
@@ -148,11 +154,14 @@ class McpSession:
                 return
             self._closed = True
             calls = list(self._calls.values())
+            self._ready.clear()
             self._changed.notify_all()
         for call in calls:
             call.cancelled.set()
             if call.future is not None:
                 call.future.cancel()
+            elif call.method is not None:   # a slow call held back, never started: count it out now
+                self._finish(call, None)
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         if self._own_executor:
@@ -178,7 +187,11 @@ class McpSession:
         return True
 
     def _finish(self, call: Call, line: str | None) -> None:
-        """Queue ``call``'s one reply line (unless cancelled) and count it out, exactly once."""
+        """Queue ``call``'s one reply line (unless cancelled) and count it out, exactly once.
+
+        Calls that waited for this one and may now run are started (see :meth:`_on_request`).
+        """
+        start: list[tuple[Call, Method]] = []
         with self._changed:
             if call.finished:
                 return
@@ -188,8 +201,18 @@ class McpSession:
                 del self._calls[call.key]
             if line is not None and not call.cancelled.is_set():
                 self._outbox.append(_Out(line, call.key))
+            for later in call.dependents:
+                later.waiting -= 1
+                if later.waiting == 0 and not later.finished:
+                    self._ready.append((later, later.method))
+            call.dependents = []
+            if call.submitted:
+                call.submitted = False
+                self._running -= 1
+            start = self._take_ready()
             self._changed.notify_all()
         self._count_out()
+        self._submit(start)
 
     def _count_out(self) -> None:
         if self._tracker is not None:
@@ -220,19 +243,47 @@ class McpSession:
         reads = self._reads(call)
         with self._lock:
             # Calls of one window keep their order where it matters: a write waits for every
-            # earlier call, a read for earlier writes; reads run side by side.
+            # earlier call, a read for earlier writes; reads run side by side. A call that
+            # must wait is held here, not on a worker: the call it waits for starts it when
+            # it finishes, so one window's queue never occupies the shared executor.
             after = [] if self._last_write is None else [self._last_write]
             if reads:
                 self._reads_since_write = [c for c in self._reads_since_write if not c.finished] + [call]
             else:
                 after += self._reads_since_write
                 self._last_write, self._reads_since_write = call, []
-        try:
-            call.future = self._executor.submit(self._run, call, method, after)
-        except RuntimeError as exc:   # the executor is shut down: we are closing
-            self._finish(call, self._error_reply(call, MemeshError(f"the server is shutting down ({exc})")))
-            return
-        call.future.add_done_callback(lambda future: self._count_out_if_never_run(call, future))
+            call.method = method
+            for earlier in after:
+                if not earlier.finished:
+                    earlier.dependents.append(call)
+                    call.waiting += 1
+            if call.waiting == 0:
+                self._ready.append((call, method))
+            start = self._take_ready()
+        self._submit(start)
+
+    def _take_ready(self) -> list[tuple[Call, Method]]:
+        """Ready calls that fit under MAX_RUNNING, marked as submitted (hold the lock)."""
+        start = []
+        while self._ready and self._running < MAX_RUNNING:
+            call, method = self._ready.popleft()
+            if call.finished:
+                continue
+            call.submitted = True
+            self._running += 1
+            start.append((call, method))
+        return start
+
+    def _submit(self, start: list[tuple[Call, Method]]) -> None:
+        """Hand ready calls to the executor (outside the lock)."""
+        for call, method in start:
+            try:
+                future = self._executor.submit(self._run, call, method)
+            except RuntimeError as exc:   # the executor is shut down: we are closing
+                self._finish(call, self._error_reply(call, MemeshError(f"the server is shutting down ({exc})")))
+                continue
+            call.future = future
+            future.add_done_callback(lambda done, call=call: self._count_out_if_never_run(call, done))
 
     def _count_out_if_never_run(self, call: Call, future: Future) -> None:
         if future.cancelled():   # cancelled before it started: _run will never finish it
@@ -262,7 +313,7 @@ class McpSession:
             call.log_level = protocol.check_envelope(meta)
             call.era = protocol.STATELESS
             return method
-        if method.era == STATELESS_ONLY or (method.era == SHARED and self.version is None):
+        if method.era == STATELESS_ONLY or (self.version is None and not method.before_initialize):
             raise RpcError(INVALID_PARAMS, f"params._meta[{protocol.PROTOCOL_VERSION_KEY!r}]: required field is missing "
                                            f"(send it with every request, or call initialize first)")
         return method
@@ -274,35 +325,39 @@ class McpSession:
         tool = self.registry.get(call.params.get("name")) if isinstance(call.params.get("name"), str) else None
         return tool is None or tool.read_only
 
-    def _run(self, call: Call, method: Method, after: Sequence[Call] = ()) -> None:
-        for earlier in after:
-            earlier.done.wait()
-        if call.cancelled.is_set():
-            self._finish(call, None)
-            return
+    def _run(self, call: Call, method: Method) -> None:
+        line: str | None = None
         try:
-            value = method.handler(self, call)
-            if call.era == protocol.STATELESS:
-                value = protocol.decorate_stateless(call.request.method, value)
-            line = jsonrpc.dumps(jsonrpc.result(call.request.id, value))
-        except Exception as exc:
-            line = self._error_reply(call, exc)
-        self._finish(call, line)
+            if call.cancelled.is_set():
+                return
+            try:
+                value = method.handler(self, call)
+                if call.era == protocol.STATELESS:
+                    value = protocol.decorate_stateless(call.request.method, value)
+                line = jsonrpc.dumps(jsonrpc.result(call.request.id, value))
+            except Exception as exc:
+                line = self._error_reply(call, exc)
+        finally:
+            self._finish(call, line)   # whatever happened: the request is counted out
 
     def _error_reply(self, call: Call, exc: Exception) -> str:
-        """THE place where an exception becomes a JSON-RPC error reply (as its line)."""
+        """THE place where an exception becomes a JSON-RPC error reply (as its line); never raises."""
         request_id, method = call.request.id, call.request.method
-        if isinstance(exc, RpcError):
-            reply = jsonrpc.error(request_id, exc.code, exc.message, exc.data)
-        elif isinstance(exc, ValidationError):
-            reply = jsonrpc.error(request_id, INVALID_PARAMS, str(exc))
-        elif isinstance(exc, MemeshError):
-            logger.warning("%s failed: %s", method, exc)
-            reply = jsonrpc.error(request_id, INTERNAL_ERROR, str(exc))
-        else:
-            logger.exception("%s (id %r) failed", method, request_id)
-            reply = jsonrpc.error(request_id, INTERNAL_ERROR, f"Internal error in {method} ({type(exc).__name__}); see the memesh log")
-        return jsonrpc.dumps(reply)
+        try:
+            if isinstance(exc, RpcError):
+                reply = jsonrpc.error(request_id, exc.code, exc.message, exc.data)
+            elif isinstance(exc, ValidationError):
+                reply = jsonrpc.error(request_id, INVALID_PARAMS, str(exc))
+            elif isinstance(exc, MemeshError):
+                logger.warning("%s failed: %s", method, exc)
+                reply = jsonrpc.error(request_id, INTERNAL_ERROR, str(exc))
+            else:
+                logger.exception("%s (id %r) failed", method, request_id)
+                reply = jsonrpc.error(request_id, INTERNAL_ERROR, f"Internal error in {method} ({type(exc).__name__}); see the memesh log")
+            return jsonrpc.dumps(reply)
+        except Exception:
+            logger.exception("%s (id %r): could not build the error reply for %r", method, request_id, type(exc))
+            return jsonrpc.dumps(jsonrpc.error(request_id, INTERNAL_ERROR, f"Internal error in {method}; see the memesh log"))
 
     # -- notifications ----------------------------------------------------------------
     def _on_notification(self, message: jsonrpc.Notification) -> None:
@@ -350,8 +405,14 @@ class McpSession:
 
     # -- what handlers use ---------------------------------------------------------------
     def begin_handshake(self, version: str, client_info: Any, capabilities: Any = None) -> None:
-        """``initialize`` was answered with ``version``: handshake-era requests may follow."""
+        """``initialize`` was answered with ``version``: handshake-era requests may follow.
+
+        Raises RpcError -32600 if this session was initialized already (nothing changes).
+        """
         with self._lock:
+            if self.version is not None:
+                raise RpcError(INVALID_REQUEST, f"Invalid Request: this session is already initialized "
+                                                f"(protocol {self.version}); initialize is sent once per connection")
             self.version, self.initialized, self.client_info = version, False, client_info
             self.client_roots = isinstance(capabilities, dict) and isinstance(capabilities.get("roots"), dict)
         logger.info("initialize: client %r, speaking %s", client_info, version)
@@ -364,7 +425,7 @@ class McpSession:
             if not (self.client_roots and self.initialized):
                 return
             self._roots_asked += 1
-            request_id = f"memesh-roots-{self._roots_asked}"
+            request_id = f"memesh-roots-{self._id_token}-{self._roots_asked}"
             self._roots_request = request_id
         self._queue({"jsonrpc": "2.0", "id": request_id, "method": "roots/list"})
 

@@ -527,3 +527,120 @@ def test_close_cancels_work_unsubscribes_and_stops_polling(make_client, gate):
     assert client.session.wait_idle(WAIT)
     client.drain(0)
     assert client.replies_to(call) == [] and client.replies_to(9) == []
+
+
+# -- edges clients notice ---------------------------------------------------------------------
+class RaisesUnreplyable:
+    """A tool whose failure cannot be put into a reply as given (its error data is not JSON)."""
+
+    def __init__(self) -> None:
+        self.tool = Tool(name="unreplyable", title="Unreplyable", description="Fails oddly.",
+                         input_schema={"type": "object"}, handler=self._run)
+
+    def _run(self, ctx, args):
+        raise jsonrpc.RpcError(-32603, "odd", {"not json": object()})
+
+
+def test_a_failure_while_building_an_error_reply_still_answers_and_counts_the_request_out(make_client):
+    odd = RaisesUnreplyable()
+    client = make_client(registry=ToolRegistry([*load_tools(), odd.tool]))
+    client.initialize()
+    reply = client.request("tools/call", {"name": "unreplyable", "arguments": {}})
+    assert error_code(reply) == -32603
+    assert client.session.wait_idle(WAIT)
+    assert client.tracker.begun == client.tracker.ended == 2
+
+
+@pytest.mark.parametrize("method", ["resources/list", "resources/templates/list", "tools/list"])
+@pytest.mark.parametrize("cursor", ["garbage", "", 7, "cmVzb3VyY2VzOjk5", "x" * 100])
+def test_every_list_refuses_a_cursor_it_did_not_issue_with_invalid_params(client, method, cursor):
+    client.initialize()
+    reply = client.request(method, {"cursor": cursor})
+    assert error_code(reply) == -32602, reply
+
+
+@pytest.mark.parametrize("method,params", [
+    ("tools/list", None), ("tools/call", {"name": "read_graph", "arguments": {}}), ("resources/list", None),
+    ("resources/templates/list", None), ("resources/read", {"uri": "memesh://graph"}),
+    ("logging/setLevel", {"level": "debug"}), ("resources/subscribe", {"uri": "memesh://graph"}),
+    ("resources/unsubscribe", {"uri": "memesh://graph"}),
+])
+def test_before_initialize_every_request_but_ping_is_invalid_params_and_changes_nothing(client, method, params):
+    reply = client.request(method, params)
+    assert error_code(reply) == -32602, reply
+    assert "initialize" in reply["error"]["message"]
+    assert client.session.log_level is None and client.session.subscriptions == set()
+    assert client.request("ping")["result"] == {}
+
+
+def test_a_second_initialize_is_refused_and_keeps_the_negotiated_version(client):
+    assert client.initialize("2025-03-26")["protocolVersion"] == "2025-03-26"
+    reply = client.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                          "clientInfo": {"name": "again", "version": "1"}})
+    assert error_code(reply) == -32600
+    assert "already initialized" in reply["error"]["message"]
+    assert client.session.version == "2025-03-26"
+    assert client.request("ping")["result"] == {}
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2024-11-05", "2099-01-01"])
+def test_a_version_refused_in_meta_is_not_listed_as_supported_there(client, version):
+    reply = stateless(client, "tools/list", meta={"io.modelcontextprotocol/protocolVersion": version})
+    assert error_code(reply) == -32022
+    assert version not in reply["error"]["data"]["supported"]
+    assert reply["error"]["data"]["supported"] == ["2026-07-28"]
+    for offered in reply["error"]["data"]["supported"]:   # everything offered is accepted
+        accepted = stateless(client, "tools/list", meta={"io.modelcontextprotocol/protocolVersion": offered})
+        assert "result" in accepted, accepted
+
+
+def test_a_window_replayed_into_a_new_session_never_sees_a_request_id_twice(make_client):
+    ids = []
+    for _ in range(2):   # the second session is the window after a daemon restart
+        client = make_client()
+        client.send_line(CLAUDE_CODE_INITIALIZE)
+        client.reply(0)
+        client.notify("notifications/initialized")
+        client.notify("notifications/roots/list_changed")
+        asked = client.wait_notification("roots/list", count=2)
+        ids += [request["id"] for request in asked]
+    assert len(ids) == 4 and len(set(ids)) == 4, ids
+
+
+class SlowWrite:
+    """A write tool that blocks until released; counts how many calls are inside at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = threading.Semaphore(0)
+        self.tool = Tool(name="slow_write", title="Slow write", description="Blocks.",
+                         input_schema={"type": "object"}, handler=self._run)
+
+    def _run(self, ctx, args):
+        self.entered.release()
+        assert self.release.wait(WAIT)
+        return {"ok": True}
+
+
+def test_one_windows_queue_of_writes_never_holds_the_workers_another_window_needs(make_client):
+    executor = ThreadPoolExecutor(2, thread_name_prefix="shared")   # the daemon shares one pool
+    slow = SlowWrite()
+    try:
+        busy = make_client(executor=executor, registry=ToolRegistry([*load_tools(), slow.tool]))
+        other = make_client(executor=executor)
+        busy.initialize()
+        other.initialize()
+        flood = [busy.start("tools/call", {"name": "slow_write", "arguments": {}}) for _ in range(20)]
+        assert slow.entered.acquire(timeout=WAIT)
+        # The busy window's first write holds one worker; the 19 queued behind it hold none.
+        assert other.request("ping")["result"] == {}
+        assert other.call("create_entities", {"entities": [ALICE]})["structuredContent"]["entities"] == [ALICE]
+        assert other.call("open_nodes", {"names": ["Alice"]})["structuredContent"]["entities"] == [ALICE]
+        assert not slow.entered.acquire(timeout=0.05)   # writes of one window still run one at a time
+        slow.release.set()
+        for request_id in flood:
+            assert busy.reply(request_id)["result"]["structuredContent"] == {"ok": True}
+        assert busy.session.wait_idle(WAIT) and busy.tracker.begun == busy.tracker.ended
+    finally:
+        slow.release.set()
+        executor.shutdown()
