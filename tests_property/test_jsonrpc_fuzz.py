@@ -49,7 +49,8 @@ notifications = st.builds(lambda m, p: {"jsonrpc": "2.0", "method": m, **({} if 
 def services():
     home = pathlib.Path(tempfile.mkdtemp(prefix="mm", dir="/tmp"))
     database = Database(home / "memesh.db")
-    yield types.SimpleNamespace(graph=KnowledgeGraph(database), events=EventBus())
+    events = EventBus()
+    yield types.SimpleNamespace(graph=KnowledgeGraph(database, on_change=events.on_change), events=events)
     database.close()
     shutil.rmtree(home, ignore_errors=True)
 

@@ -18,22 +18,38 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @dataclasses.dataclass
 class Services:
-    """What an MCP session works with: the stores and the change bus."""
+    """What an MCP session works with: the stores and the change bus.
+
+    The stores publish every committed write on ``events`` themselves; ``feed`` publishes
+    there what other processes write to the same file (see :mod:`memesh.store.changes`).
+    """
 
     graph: Any
     events: Any
     db: Any = None
     memory: Any = None
+    feed: Any = None
+
+    def close(self) -> None:
+        """Stop the change feed, then close the database."""
+        if self.feed is not None:
+            self.feed.stop()
+        if self.db is not None:
+            self.db.close()
 
 
 def build_services(db_path) -> Services:
     from memesh.mcp.events import EventBus
+    from memesh.store.changes import ChangeFeed
     from memesh.store.db import Database
     from memesh.store.graph import KnowledgeGraph
     from memesh.store.memory import MemoryStore
 
     db = Database(db_path)
-    return Services(graph=KnowledgeGraph(db), events=EventBus(), db=db, memory=MemoryStore(db))
+    events = EventBus()
+    feed = ChangeFeed(db, events.on_change).start()
+    return Services(graph=KnowledgeGraph(db, on_change=events.on_change), events=events, db=db,
+                    memory=MemoryStore(db, on_change=events.on_change), feed=feed)
 
 
 def open_local_services(settings: "Settings") -> Services:
@@ -50,5 +66,5 @@ def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]], lis
     services = build_services(daemon.paths.db)
     host = McpHost(services, daemon.coordinator, daemon.clients)
     objects: dict = {"graph": services.graph, "memory": services.memory, "mcp": host}
-    closers: list[Callable[[], None]] = [services.db.close, host.shutdown]
+    closers: list[Callable[[], None]] = [services.close, host.shutdown]
     return objects, closers, [services.db.release_thread]

@@ -8,7 +8,8 @@ the calling window's (from the cwd and roots its proxy forwarded, see
 each memory says which project it belongs to.
 
 Handlers pass arguments to ``services.memory`` (a :class:`memesh.store.memory.MemoryStore`
-or a proxy of one) and return plain data; writes publish the :data:`MEMORY` topic.
+or a proxy of one) and return plain data; the store publishes the :data:`MEMORY` topic,
+with the project written to, after each write.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from memesh.errors import ValidationError
+from memesh.mcp.events import MEMORY
 from memesh.mcp.tools import Tool, ToolContext
 from memesh.store import memory as store
 from memesh.store.project import MAX_PATH_CHARS, project_for
 
-MEMORY = "memory"                       # event topic: some memory was added, changed or removed
 RECENT_URI = "memesh://memory/recent"
 RECENT_COUNT = 20                       # memories in the resource: a glance, not an archive
 

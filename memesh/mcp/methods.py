@@ -125,11 +125,8 @@ def tools_call(session: McpSession, call: Call) -> dict[str, Any]:
     session.progress(call, 0, 1, f"{name} started")
     started = time.monotonic()
     result = call_tool(tool, ctx, arguments)
-    if result.get("isError"):
+    if result.get("isError"):   # a success was announced by the store that committed it
         session.log(call, "warning", f"{name}: {result['content'][0]['text']}")
-    else:
-        for topic in tool.publishes:
-            session.events.publish(topic)
     session.log(call, "debug", f"{name} finished in {1000 * (time.monotonic() - started):.1f} ms")
     session.progress(call, 1, 1, f"{name} finished")
     return result

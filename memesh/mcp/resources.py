@@ -13,7 +13,8 @@ Wire shapes::
 ``memesh://graph`` is the graph's first page (the same page ``read_graph`` returns, with
 ``nextCursor`` when there is more) preceded by the graph's counts.
 ``memesh://memory/recent`` is the newest memories of the reading window's project; being
-``contextual``, its reader also gets the window's context (cwd, roots).
+``contextual``, its reader also gets the window's context (cwd, roots), and a subscribed
+window is told only of changes in its own project (``project_of``).
 """
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ class Resource:
     requires: tuple[str, ...] = ()
     topic: str | None = None
     contextual: bool = False  # reader(services, context) rather than reader(services)
+    project_of: Callable[[Mapping[str, Any]], str] | None = None  # the window's project, for project-scoped topics
+
+    def concerns(self, context: Mapping[str, Any], project: str | None) -> bool:
+        """Whether a change of this resource's topic in ``project`` (None: any) changes it for this window."""
+        if project is None or self.project_of is None:
+            return True
+        try:
+            return self.project_of(context) == project
+        except Exception:   # cannot tell which project the window is in: tell it rather than not
+            return True
 
     def available(self, services: Any) -> bool:
         return all(getattr(services, name, None) is not None for name in self.requires)
@@ -81,6 +92,7 @@ RESOURCES: tuple[Resource, ...] = (
         requires=("memory",),
         topic=memory_tools.MEMORY,
         contextual=True,
+        project_of=memory_tools.window_project,
     ),
 )
 

@@ -392,12 +392,16 @@ class McpSession:
         if call.future is not None:
             call.future.cancel()   # not started yet: its done-callback counts it out
 
-    def _on_event(self, topic: str) -> None:
-        """A topic was published (in any thread): tell the client if it is listening."""
+    def _on_event(self, topic: str, project: str | None = None) -> None:
+        """A topic was published (in any thread): tell the client if it is listening.
+
+        A change in one project reaches only the windows whose resource shows that project.
+        """
         with self._lock:
             if not self.initialized or self._closed:
                 return
-            uris = [r.uri for r in resources.available(self.services) if r.topic == topic and r.uri in self.subscriptions]
+            watched = [r for r in resources.available(self.services) if r.topic == topic and r.uri in self.subscriptions]
+        uris = [r.uri for r in watched if r.concerns(self.context, project)]
         for uri in uris:
             self._queue(jsonrpc.notification("notifications/resources/updated", {"uri": uri}), merge=("updated", uri))
         if topic == TOOLS:

@@ -72,7 +72,9 @@ class ToolContext:
 @dataclasses.dataclass(frozen=True)
 class Tool:
     """One tool. ``requires`` names the services it needs (listed only when all exist);
-    ``publishes`` the event topics a successful call changes (e.g. ``"graph"``)."""
+    ``publishes`` the event topics a successful call may change (e.g. ``"graph"``). The
+    stores announce those changes themselves after commit (:mod:`memesh.store.changes`);
+    the field documents the tool and keeps read-only tools honest."""
 
     name: str
     title: str
@@ -199,8 +201,8 @@ class ToolRegistry:
             tools = list(self._tools.values())
         return [t for t in tools if services is None or t.available(services)]
 
-    def subscribe(self, callback: Callable[[str], None]) -> Callable[[], None]:
-        """Be told (``callback("tools")``) when the list changes; returns the unsubscriber."""
+    def subscribe(self, callback: Callable[[str, "str | None"], None]) -> Callable[[], None]:
+        """Be told (``callback("tools", None)``) when the list changes; returns the unsubscriber."""
         return self._changes.subscribe(callback)
 
 

@@ -34,6 +34,7 @@ import logging
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -156,10 +157,22 @@ CREATE VIRTUAL TABLE memory_fts USING fts5(
 );
 """
 
+# Change events recorded by every writer for the other processes on this file
+# (memesh.store.changes); origin names the writing Database object.
+_SCHEMA_V4_CHANGES = """
+CREATE TABLE changes (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic   TEXT NOT NULL,
+    project TEXT,
+    origin  TEXT NOT NULL
+);
+"""
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _SCHEMA_V1),
     (2, _add_trigram_index),
     (3, _SCHEMA_V3_MEMORY),
+    (4, _SCHEMA_V4_CHANGES),
 ]
 
 
@@ -204,6 +217,7 @@ class Database:
     def __init__(self, path: str | os.PathLike[str],
                  migrations: list[tuple[int, MigrationStep]] | None = None) -> None:
         self.path = os.fspath(Path(path))
+        self.origin = uuid.uuid4().hex   # tags the change events this object's writes record
         self._migrations = MIGRATIONS if migrations is None else migrations
         self._latest = _check_registry(self._migrations)
         self._local = threading.local()
@@ -214,6 +228,10 @@ class Database:
         self._create_file()
         try:
             self._migrate(self.connection())
+            # Whether writes record change events for other processes (memesh.store.changes);
+            # only a test's own migration list leaves the table out.
+            self.records_changes = self.connection().execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'changes'").fetchone() is not None
         except BaseException:
             self.close()
             raise

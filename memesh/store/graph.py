@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import itertools
 import json
@@ -80,6 +81,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import IO, Any
 
 from memesh.errors import NotFound, ValidationError
+from memesh.store.changes import GRAPH, OnChange, tracked_write
 from memesh.store.db import Database, fold_case, search_index_insert
 
 DEFAULT_PAGE_LIMIT = 200    # read_graph / open_nodes items per page
@@ -325,6 +327,12 @@ def _named_texts(values: Any, name: str, texts_field: str) -> list[tuple[str, li
     return items
 
 
+@contextlib.contextmanager
+def _graph_write(db: Database, on_change: OnChange | None) -> Iterator[Any]:
+    with tracked_write(db, on_change, GRAPH) as (conn, _):
+        yield conn
+
+
 class KnowledgeGraph:
     """The knowledge graph stored in a :class:`~memesh.store.db.Database`; thread-safe.
 
@@ -332,13 +340,20 @@ class KnowledgeGraph:
     pass a tool call's arguments through as keywords.
     """
 
-    def __init__(self, database: Database | str | os.PathLike[str]) -> None:
+    def __init__(self, database: Database | str | os.PathLike[str], *, on_change: OnChange | None = None) -> None:
+        """``on_change(Change("graph"))`` is called after each write that changed the graph
+        commits (see :mod:`memesh.store.changes`)."""
+        self._on_change = on_change
         self._owns_db = not isinstance(database, Database)
         self._db = Database(database) if self._owns_db else database  # type: ignore[arg-type]
         with self._db.read() as conn:
             has_trigram = conn.execute(
                 "SELECT 1 FROM sqlite_master WHERE name = 'entity_trigram'").fetchone()
         self._fts_tables = ("entity_fts", "entity_trigram") if has_trigram else ("entity_fts",)
+
+    def _write(self) -> Any:
+        """A write transaction that, if it changed anything, records and publishes a change."""
+        return _graph_write(self._db, self._on_change)
 
     def close(self) -> None:
         """Close the database if this graph opened it."""
@@ -350,7 +365,7 @@ class KnowledgeGraph:
         """Create entities whose names are new; return those created."""
         batch = [_entity(e, f"entities[{i}]") for i, e in enumerate(_list(entities, "entities"))]
         created, touched, now = [], [], time.time()
-        with self._db.write() as conn:
+        with self._write() as conn:
             for name, entity_type, observations in batch:
                 row = conn.execute("SELECT id, entity_type FROM entities WHERE name = ?", (name,)).fetchone()
                 if row is None:
@@ -375,7 +390,7 @@ class KnowledgeGraph:
         batch = list(dict.fromkeys(_relation(r, f"relations[{i}]")
                                    for i, r in enumerate(_list(relations, "relations"))))
         created = []
-        with self._db.write() as conn:
+        with self._write() as conn:
             ids = self._ids(conn, {name for rel in batch for name in rel[:2]}, make_stubs=True)
             for source, target, relation_type in batch:
                 cursor = conn.execute("INSERT OR IGNORE INTO relations(from_id, to_id, relation_type) "
@@ -388,7 +403,7 @@ class KnowledgeGraph:
         """Add observations to existing entities; all or nothing (NotFound names the entity)."""
         items = _named_texts(observations, "observations", "contents")
         results, now = [], time.time()
-        with self._db.write() as conn:
+        with self._write() as conn:
             ids = self._ids(conn, {name for name, _ in items}, make_stubs=False)
             for i, (name, _) in enumerate(items):
                 if name not in ids:
@@ -407,7 +422,7 @@ class KnowledgeGraph:
     def delete_entities(self, entityNames: list[str]) -> dict[str, int]:  # noqa: N803
         """Delete entities, their observations and every relation touching them."""
         names = set(_texts(entityNames, "entityNames"))
-        with self._db.write() as conn:
+        with self._write() as conn:
             rows = [conn.execute("SELECT id, entity_type FROM entities WHERE name = ?", (n,)).fetchone()
                     for n in names]
             rows = [row for row in rows if row is not None]
@@ -421,7 +436,7 @@ class KnowledgeGraph:
         """Delete the given observation texts; unknown entities and texts are ignored."""
         items = _named_texts(deletions, "deletions", "observations")
         deleted, now = 0, time.time()
-        with self._db.write() as conn:
+        with self._write() as conn:
             ids = self._ids(conn, {name for name, _ in items}, make_stubs=False)
             for name, texts in items:
                 if name in ids:
@@ -435,7 +450,7 @@ class KnowledgeGraph:
     def delete_relations(self, relations: list[Json]) -> dict[str, int]:
         """Delete the given relations; unknown ones are ignored."""
         batch = set(_relation(r, f"relations[{i}]") for i, r in enumerate(_list(relations, "relations")))
-        with self._db.write() as conn:
+        with self._write() as conn:
             deleted = conn.executemany(
                 "DELETE FROM relations WHERE from_id = (SELECT id FROM entities WHERE name = ?) "
                 "AND to_id = (SELECT id FROM entities WHERE name = ?) AND relation_type = ?",
@@ -673,7 +688,7 @@ class KnowledgeGraph:
     def _import(self, entities: dict[str, tuple[str, list[str]]],
                 relations: dict[tuple[str, str, str], None]) -> dict[str, int]:
         now = time.time()
-        with self._db.write() as conn:
+        with self._write() as conn:
             stubs = dict(conn.execute("SELECT name, entity_type IS NULL FROM entities"))
             fresh = [name for name in entities if stubs.get(name, 1)]
             conn.executemany("INSERT INTO entities(name, entity_type, created_at, updated_at) VALUES (?, ?, ?, ?)",

@@ -50,6 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from memesh.errors import ValidationError
+from memesh.store.changes import MEMORY, OnChange, tracked_write
 from memesh.store.db import Database
 from memesh.store.graph import MAX_RESULT_CHARS
 from memesh.store.project import normalise_path, project_for
@@ -220,9 +221,13 @@ class MemoryStore:
     ``clock`` (seconds since the epoch) is the time source for timestamps and recency.
     """
 
-    def __init__(self, database: Database, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, database: Database, *, clock: Callable[[], float] = time.time,
+                 on_change: OnChange | None = None) -> None:
+        """``on_change(Change("memory", project))`` is called after each write that changed
+        memories commits, once per project touched (see :mod:`memesh.store.changes`)."""
         self._db = database
         self._clock = clock
+        self._on_change = on_change
 
     def __repr__(self) -> str:
         return f"<memesh MemoryStore on {self._db.path}>"
@@ -240,7 +245,8 @@ class MemoryStore:
         new_tags, label = _tags(tags), _label(kind, "kind")
         weight, scope = _importance(importance), _project(project)
         digest, now = hashlib.sha256(text.encode("utf-8")).hexdigest(), self._clock()
-        with self._db.write() as conn:
+        with tracked_write(self._db, self._on_change, MEMORY) as (conn, pending):
+            pending.projects.add(scope)
             row = conn.execute("SELECT id, importance FROM memories WHERE project = ? AND content_hash = ?",
                                (scope, digest)).fetchone()
             if row is None:
@@ -265,7 +271,9 @@ class MemoryStore:
     def forget(self, ids: Sequence[int]) -> dict[str, int]:
         """Delete the memories with these ids (unknown ids are ignored); ``{"deleted": n}``."""
         wanted = json.dumps(_ids(ids))
-        with self._db.write() as conn:
+        with tracked_write(self._db, self._on_change, MEMORY) as (conn, pending):
+            pending.projects.update(row[0] for row in conn.execute(
+                f"SELECT DISTINCT project FROM memories WHERE id IN ({_IDS})", (wanted,)))
             deleted = conn.execute(f"DELETE FROM memories WHERE id IN ({_IDS})", (wanted,)).rowcount
             conn.execute(f"DELETE FROM memory_fts WHERE rowid IN ({_IDS})", (wanted,))
         return {"deleted": max(deleted, 0)}

@@ -54,19 +54,25 @@ def mcp_server(mcp_command):
 
 
 @pytest.fixture
-def graph():
+def events():
+    return EventBus()
+
+
+@pytest.fixture
+def graph(events):
+    """A graph on a fresh database that announces its writes on ``events``, as in the daemon."""
     home = pathlib.Path(tempfile.mkdtemp(prefix="mm", dir="/tmp"))
     database = Database(home / "memesh.db")
     try:
-        yield KnowledgeGraph(database)
+        yield KnowledgeGraph(database, on_change=events.on_change)
     finally:
         database.close()
         shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
-def services(graph):
-    return types.SimpleNamespace(graph=graph, events=EventBus())
+def services(graph, events):
+    return types.SimpleNamespace(graph=graph, events=events)
 
 
 @pytest.fixture

@@ -38,7 +38,9 @@ def projects(tmp_path) -> types.SimpleNamespace:
 def services(tmp_path):
     database = Database(tmp_path / "memesh.db")
     try:
-        yield types.SimpleNamespace(graph=KnowledgeGraph(database), memory=MemoryStore(database), events=EventBus())
+        events = EventBus()   # the stores announce their writes on it, as in the daemon
+        yield types.SimpleNamespace(graph=KnowledgeGraph(database, on_change=events.on_change),
+                                    memory=MemoryStore(database, on_change=events.on_change), events=events)
     finally:
         database.close()
 
@@ -216,3 +218,15 @@ def test_without_a_memory_service_neither_tools_nor_resource_are_offered(tmp_pat
     finally:
         session.close()
         database.close()
+
+
+def test_subscribers_of_recent_memory_hear_only_of_their_own_project(window, projects):
+    watcher, elsewhere = window(cwd=projects.alpha), window(cwd=projects.beta)
+    assert watcher.result("resources/subscribe", {"uri": RECENT_URI}) == {}
+    assert elsewhere.result("resources/subscribe", {"uri": RECENT_URI}) == {}
+    structured(elsewhere, "remember", {"content": "beta only"})
+    assert elsewhere.wait_notification("notifications/resources/updated")[0]["params"] == {"uri": RECENT_URI}
+    watcher.request("ping")  # anything queued before this reply has arrived by now
+    assert watcher.notifications("notifications/resources/updated") == []
+    structured(elsewhere, "remember", {"content": "for alpha", "project": projects.alpha})
+    assert watcher.wait_notification("notifications/resources/updated")[0]["params"] == {"uri": RECENT_URI}

@@ -213,12 +213,12 @@ def echo_tool(name="echo", **extra):
 def test_registering_or_removing_a_tool_tells_subscribers():
     registry = ToolRegistry([echo_tool()])
     seen = []
-    unsubscribe = registry.subscribe(seen.append)
+    unsubscribe = registry.subscribe(lambda topic, project: seen.append((topic, project)))
     registry.register(echo_tool("echo2"))
     assert registry.unregister("echo") is True and registry.unregister("echo") is False
     unsubscribe()
     registry.register(echo_tool("echo3"))
-    assert seen == ["tools", "tools"]
+    assert seen == [("tools", None), ("tools", None)]
     assert [t.name for t in registry.tools()] == ["echo2", "echo3"]
 
 
