@@ -87,3 +87,9 @@ class ValidationError(MemeshError):
 
 class NotFound(MemeshError):
     """The named thing (entity, memory, task, …) does not exist."""
+
+
+class DiskFull(MemeshError):
+    """A write failed because the disk (or the database's size limit) is full; reads still work."""
+
+    exit_code = 74  # EX_IOERR

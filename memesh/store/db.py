@@ -19,6 +19,13 @@ Concurrency policy
 * Reads run inside :meth:`Database.read`, a deferred transaction: in WAL mode it sees one
   consistent snapshot and never blocks writers nor waits for them.
 
+A full disk
+-----------
+A write that fails because the disk is full (SQLITE_FULL, or ENOSPC) is rolled back and
+raised as :class:`~memesh.errors.DiskFull`, whose message names the directory; the
+connection stays usable. Reads go on working (WAL readers need no new space), and the
+first write after space is freed succeeds: nothing has to restart.
+
 Migrations
 ----------
 :data:`MIGRATIONS` is an ordered list of ``(version, step)``; a step is SQL text (one or
@@ -30,6 +37,7 @@ once migrate it exactly once. To extend the schema, append ``(next_version, step
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -38,7 +46,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from memesh.errors import MemeshError
+from memesh.errors import DiskFull, MemeshError
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +182,14 @@ MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (3, _SCHEMA_V3_MEMORY),
     (4, _SCHEMA_V4_CHANGES),
 ]
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the database's page limit) is full."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return (code or 0) & 0xFF == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc)
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 
 def _statements(sql: str) -> Iterator[str]:
@@ -338,13 +354,25 @@ class Database:
             try:
                 yield conn
                 conn.commit()
-            except BaseException:
-                conn.rollback()  # also when COMMIT itself failed: never leave it open
+            except BaseException as exc:
+                self._rollback(conn)  # also when COMMIT itself failed: never leave it open
+                if is_disk_full(exc):
+                    raise DiskFull(
+                        f"the disk holding {os.path.dirname(self.path) or '.'} is full ({exc}); nothing was "
+                        f"written. Free some space there: memesh resumes writing by itself, reads go on "
+                        f"working meanwhile") from exc
                 raise
             finally:
                 self._local.mode = None
         finally:
             self._write_lock.release()
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            conn.rollback()
+        except sqlite3.Error as exc:   # SQLite may have rolled back already (e.g. after SQLITE_FULL)
+            logger.debug("rollback after a failed write: %s", exc)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:

@@ -234,3 +234,26 @@ def test_close_closes_every_threads_connection_and_later_use_is_refused(database
     with pytest.raises(MemeshError, match="closed"):
         database.connection()
     database.close()  # idempotent
+
+
+def test_a_write_on_a_full_database_says_so_reads_go_on_and_the_next_write_after_space_returns_works(tmp_path):
+    from memesh.errors import DiskFull
+    from memesh.store.graph import KnowledgeGraph
+
+    database = Database(tmp_path / "full.db")
+    try:
+        graph = KnowledgeGraph(database)
+        graph.create_entities([{"name": "Ada", "entityType": "person", "observations": ["before"]}])
+        conn = database.connection()   # this thread's connection: the one the writes below use
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")   # SQLite's own "database or disk is full"
+        big = [{"name": f"e{i}", "entityType": "t", "observations": ["x" * 2000]} for i in range(50)]
+        with pytest.raises(DiskFull, match=r"the disk holding .* is full") as raised:
+            graph.create_entities(big)
+        assert str(tmp_path) in str(raised.value)
+        assert [e["name"] for e in graph.open_nodes(["Ada"])["entities"]] == ["Ada"]   # reads go on
+        assert graph.stats()["entities"] == 1                                            # nothing half-written
+        conn.execute(f"PRAGMA max_page_count = {2 ** 30}")                               # space is back
+        assert len(graph.create_entities(big)) == 50
+    finally:
+        database.close()
