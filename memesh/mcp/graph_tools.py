@@ -9,13 +9,20 @@ Names, argument names and result shapes follow the reference server
   ``nextCursor`` (pass it back as ``cursor``), and pages stay under the client's
   output ceiling (the store sizes them);
 * ``deleted`` (a count) on the results of the deletions;
-* ``omittedRelations`` on a read page that had to leave relations out.
+* ``omittedRelations`` on a read page that had to leave relations out (its ``nextCursor``
+  continues with them);
+* a bounded echo: the writes repeat what they created in full while that takes at most
+  :data:`MAX_ECHO_CHARS` characters of JSON (any normal call); beyond that they list the
+  created items without their contents, as many as fit, plus ``created`` (or ``added``),
+  the full count, and a ``note`` saying so — the client was the one who sent it all.
 
 Handlers pass arguments straight to ``services.graph`` (a
 :class:`memesh.store.graph.KnowledgeGraph` or a proxy of one) and return plain data.
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from typing import Any
 
 from memesh.mcp.events import GRAPH
@@ -25,6 +32,7 @@ from memesh.store.graph import MAX_LIMIT, MAX_NAME_CHARS
 MAX_BATCH = 1000       # items in one write call; larger imports go through `memesh import`
 MAX_OBSERVATION_CHARS = 20_000
 MAX_QUERY_CHARS = 1000
+MAX_ECHO_CHARS = 20_000   # a write's result repeats its input in full up to this size (compact JSON, ASCII escapes)
 
 _LABEL = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}
 
@@ -77,6 +85,10 @@ PAGE_OUT = _obj({
     "omittedRelations": {"type": "integer", "minimum": 0},
 }, ["entities", "relations"])
 
+_ECHO_OUT = {"note": {"type": "string", "description": "Present when the result lists the items in brief"}}
+_CREATED_OUT = {"created": {"type": "integer", "minimum": 0, "description": "How many were created, when listed in brief"},
+                **_ECHO_OUT}
+
 DELETED_OUT = _obj({
     "success": {"type": "boolean"},
     "message": {"type": "string"},
@@ -92,23 +104,57 @@ def _graph(ctx: ToolContext) -> Any:
     return ctx.services.graph
 
 
+def _chars(value: Any) -> int:
+    """Characters of compact JSON with ASCII escapes (non-Latin text counts more, as in tokens)."""
+    return len(json.dumps(value, separators=(",", ":")))
+
+
+def bounded_echo(items: list[dict[str, Any]], brief: Callable[[dict[str, Any]], dict[str, Any]],
+                 limit: int = MAX_ECHO_CHARS) -> tuple[list[dict[str, Any]], bool]:
+    """``(items, True)`` if they take at most ``limit`` characters of JSON; else ``(listed, False)``:
+    the first items, each reduced by ``brief``, that fit in ``limit``."""
+    if _chars(items) <= limit:
+        return items, True
+    listed, used = [], 2   # the brackets; each item adds itself and a comma
+    for item in items:
+        short = brief(item)
+        if used + _chars(short) + 1 > limit:
+            break
+        listed.append(short)
+        used += _chars(short) + 1
+    return listed, False
+
+
+def _echo(key: str, items: list[dict[str, Any]], brief: Callable[[dict[str, Any]], dict[str, Any]],
+          count_key: str, count: int, what: str) -> dict[str, Any]:
+    listed, complete = bounded_echo(items, brief)
+    out: dict[str, Any] = {key: listed}
+    if not complete:
+        out[count_key] = count
+        out["note"] = (f"{count} {what}; to keep this result small it lists {len(listed)} of {len(items)} "
+                       f"without their contents (open_nodes or search_nodes shows them)")
+    return out
+
+
 def _create_entities(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     created = _graph(ctx).create_entities(args["entities"])
     ctx.log("info", f"create_entities: created {len(created)} of {len(args['entities'])}")
-    return {"entities": created}
+    return _echo("entities", created, lambda e: {**e, "observations": []}, "created", len(created),
+                 "entities created")
 
 
 def _create_relations(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     created = _graph(ctx).create_relations(args["relations"])
     ctx.log("info", f"create_relations: created {len(created)} of {len(args['relations'])}")
-    return {"relations": created}
+    return _echo("relations", created, lambda r: r, "created", len(created), "relations created")
 
 
 def _add_observations(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     results = _graph(ctx).add_observations(args["observations"])
     added = sum(len(r["addedObservations"]) for r in results)
     ctx.log("info", f"add_observations: added {added} observation(s)")
-    return {"results": results}
+    return _echo("results", results, lambda r: {**r, "addedObservations": []}, "added", added,
+                 "observations added")
 
 
 def _deleted(what: str, outcome: Any) -> dict[str, Any]:
@@ -170,7 +216,7 @@ TOOLS: tuple[Tool, ...] = (
         "this user's sessions. Each has a unique name, a type and a list of observations. A name "
         "that already exists is left as it is; the result lists only the entities created.",
         {"entities": _strings("Entities to create", ENTITY_IN)},
-        _create_entities, _obj({"entities": {"type": "array", "items": ENTITY_OUT}}, ["entities"]),
+        _create_entities, _obj({"entities": {"type": "array", "items": ENTITY_OUT}, **_CREATED_OUT}, ["entities"]),
     ),
     _write(
         "create_relations", "Create relations",
@@ -178,7 +224,7 @@ TOOLS: tuple[Tool, ...] = (
         "relationType 'works_on' to 'memesh'). Existing relations are skipped; the result lists "
         "those created. An endpoint does not have to exist yet.",
         {"relations": _strings("Relations to create", RELATION_IN)},
-        _create_relations, _obj({"relations": {"type": "array", "items": RELATION_OUT}}, ["relations"]),
+        _create_relations, _obj({"relations": {"type": "array", "items": RELATION_OUT}, **_CREATED_OUT}, ["relations"]),
     ),
     _write(
         "add_observations", "Add observations",
@@ -192,7 +238,9 @@ TOOLS: tuple[Tool, ...] = (
         _obj({"results": {"type": "array", "items": _obj({
             "entityName": {"type": "string"},
             "addedObservations": {"type": "array", "items": {"type": "string"}},
-        }, ["entityName", "addedObservations"])}}, ["results"]),
+        }, ["entityName", "addedObservations"])},
+            "added": {"type": "integer", "minimum": 0, "description": "How many were added, when listed in brief"},
+            **_ECHO_OUT}, ["results"]),
     ),
     _write(
         "delete_entities", "Delete entities",

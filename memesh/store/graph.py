@@ -25,9 +25,15 @@ Decisions where the reference leaves room:
 * Deletions return ``{"deleted": n}``: entities, observations or relations removed.
 * A page holds at most ``limit`` items and at most :data:`MAX_RESULT_CHARS` characters of
   JSON with ASCII escapes, which keeps it under the client's 25,000-token tool-output
-  ceiling even when the MCP layer pretty-prints it. A single entity larger than that shows
-  the observations that fit and a final "[memesh: …]" line; a page that had to leave out
-  relations says how many in ``omittedRelations``.
+  ceiling even when the MCP layer pretty-prints it. An entity too large for one page (its
+  observations, and in ``search_nodes``/``open_nodes`` the relations that touch it) is
+  spread over pages: a page shows the observations that fit and a final "[memesh: …]"
+  line, then the relations that fit and ``omittedRelations`` (how many of that entity's
+  relations are still to come), and its ``nextCursor`` continues the same entity: the
+  next page repeats the entity with its further observations (only while some are left),
+  then its further relations. Following the cursors therefore reaches every observation
+  and every relation. Only one observation that is alone larger than a page is cut (its
+  beginning and "…[cut]").
 * ``import_jsonl`` adds to the graph with ``create_entities``/``create_relations``
   semantics (existing names are kept as they are), all or nothing.
 
@@ -220,14 +226,31 @@ def _decode_cursor(cursor: object, kind: str, scope: str, check: Callable[[Any],
     return state["p"]
 
 
+def _is_count(p: Any, least: int = 0) -> bool:
+    return isinstance(p, int) and not isinstance(p, bool) and p >= least
+
+
 def _is_offset(p: Any) -> bool:
-    return isinstance(p, int) and not isinstance(p, bool) and p >= 0
+    """An offset into the entities, or [offset, pieces of that entity already shown]."""
+    return _is_count(p) or (isinstance(p, list) and len(p) == 2 and _is_count(p[0]) and _is_count(p[1], 1))
+
+
+def _offset(p: Any) -> tuple[int, int]:
+    return (p, 0) if isinstance(p, int) else (p[0], p[1])
+
+
+def _position(offset: int, skip: int) -> Any:
+    return offset if not skip else [offset, skip]
 
 
 def _is_graph_position(p: Any) -> bool:
-    return (isinstance(p, list) and len(p) == 2 and p[0] in ("e", "r")
-            and (isinstance(p[1], str) if p[0] == "e" else
-                 isinstance(p[1], list) and len(p[1]) == 3 and all(isinstance(x, (int, str)) for x in p[1])))
+    if not (isinstance(p, list) and len(p) == 2 and p[0] in ("e", "o", "r")):
+        return False
+    if p[0] == "e":
+        return isinstance(p[1], str)
+    if p[0] == "o":   # [name, observations of it already shown]
+        return isinstance(p[1], list) and len(p[1]) == 2 and isinstance(p[1][0], str) and _is_count(p[1][1], 1)
+    return isinstance(p[1], list) and len(p[1]) == 3 and all(isinstance(x, (int, str)) for x in p[1])
 
 
 # -- sizes --------------------------------------------------------------------------
@@ -250,24 +273,42 @@ def _prefix_within(text: str, room: int) -> str:
     return text[:low]
 
 
-def _fit_entity(entity: Json, room: int) -> Json:
-    """Clip an entity's observations so that the entity takes at most ``room`` characters."""
+def _fill_entity(entity: Json, relations: list[Json], skip: int, room: int) -> tuple[Json | None, list[Json], int]:
+    """Show what fits in ``room`` of an entity too large for one page.
+
+    The entity's pieces are its observations, then ``relations``; the first ``skip`` were
+    shown on earlier pages. Returns the entity with the observations shown (None when
+    none of its observations is left), the relations shown, and the pieces shown so far in
+    all (``skip`` plus this page's). Every call with a page's room shows at least one piece.
+    """
     observations = entity["observations"]
     kept: list[str] = []
-    used = _size({**entity, "observations": []}) + _MARKER_ROOM
-    for text in observations:
-        if used + _size(text) > room:
-            break
-        kept.append(text)
-        used += _size(text)
-    if len(kept) == len(observations):
-        return entity
-    hidden = len(observations) - len(kept)
-    if not kept and room - used > 200:  # one huge observation: show its beginning
-        kept.append(_prefix_within(observations[0], room - used - 20) + " …[cut]")
-    kept.append(f"[memesh: {hidden} of {len(observations)} observations not shown in full: "
-                f"result size limit reached]")
-    return {**entity, "observations": kept}
+    position = skip
+    shown_entity: Json | None = None
+    if position < len(observations):
+        used = _size({**entity, "observations": []}) + _MARKER_ROOM
+        while position < len(observations) and used + _size(observations[position]) <= room:
+            kept.append(observations[position])
+            used += _size(observations[position])
+            position += 1
+        if not kept and position < len(observations):   # one observation larger than a page
+            kept.append(_prefix_within(observations[position], max(room - used - 20, 0) // 2) + " …[cut]")
+            position += 1
+        if position < len(observations):
+            hidden = len(observations) - position
+            kept.append(f"[memesh: {hidden} of {len(observations)} observations not shown yet: result size "
+                        f"limit reached; call again with nextCursor for the rest]")
+        shown_entity = {**entity, "observations": kept}
+        room -= _size(shown_entity)
+    shown_relations: list[Json] = []
+    if position >= len(observations):
+        for relation in relations[position - len(observations):]:
+            if _size(relation) > room:
+                break
+            shown_relations.append(relation)
+            room -= _size(relation)
+            position += 1
+    return shown_entity, shown_relations, position
 
 
 def _entity_dict(name: str, entity_type: str, observations: list[str]) -> Json:
@@ -496,6 +537,19 @@ class KnowledgeGraph:
         phase, after = _decode_cursor(cursor, "graph", "", _is_graph_position) or ("e", None)
         items: list[tuple[str, Any, Json]] = []
         with self._db.read() as conn:
+            if phase == "o":   # the rest of an entity too large for one page
+                name, skip = after
+                row = conn.execute("SELECT id FROM entities WHERE name = ? AND entity_type IS NOT NULL",
+                                   (name,)).fetchone()
+                if row is not None:
+                    entity = self._entities(conn, [row[0]])[0][1]
+                    shown, _, done = _fill_entity(entity, [], skip, MAX_RESULT_CHARS - _ENVELOPE)
+                    if shown is not None:
+                        page: Json = {"entities": [shown], "relations": []}
+                        more = done < len(entity["observations"])
+                        page["nextCursor"] = _encode_cursor("graph", "", ["o", [name, done]] if more else ["e", name])
+                        return page
+                phase, after = "e", name   # it is gone or complete: go on after it
             if phase == "e":
                 where = "" if after is None else "AND name > ?"
                 rows = conn.execute(f"SELECT id FROM entities WHERE entity_type IS NOT NULL {where} "
@@ -515,7 +569,13 @@ class KnowledgeGraph:
             if cost > left:
                 if taken:
                     break
-                item = _fit_entity(item, left)
+                shown, _, done = _fill_entity(item, [], 0, left)   # an entity alone too big for a page
+                page["entities"].append(shown)
+                if done < len(item["observations"]):
+                    page["nextCursor"] = _encode_cursor("graph", "", ["o", [item["name"], done]])
+                    return page
+                taken += 1
+                break
             page["entities" if kind == "e" else "relations"].append(item)
             left, taken = left - cost, taken + 1
         if taken < len(items):
@@ -527,21 +587,23 @@ class KnowledgeGraph:
         query = _text(query, "query")
         limit = _limit(limit, DEFAULT_SEARCH_LIMIT)
         scope = _fingerprint(query)
-        offset = _decode_cursor(cursor, "search", scope, _is_offset) or 0
+        offset, skip = _offset(_decode_cursor(cursor, "search", scope, _is_offset) or 0)
         with self._db.read() as conn:
             ids = self._ranked_ids(conn, query, offset + limit + 1)[offset:]
-            return self._page(conn, ids, limit, lambda n: _encode_cursor("search", scope, offset + n))
+            return self._page(conn, ids, limit, skip,
+                              lambda n, done: _encode_cursor("search", scope, _position(offset + n, done)))
 
     def open_nodes(self, names: list[str], limit: int | None = None, cursor: str | None = None) -> Json:
         """The named entities (unknown names ignored), with the relations touching them."""
         wanted = sorted(set(_texts(names, "names")))
         limit = _limit(limit, DEFAULT_PAGE_LIMIT)
         scope = _fingerprint(json.dumps(wanted))
-        offset = _decode_cursor(cursor, "open", scope, _is_offset) or 0
+        offset, skip = _offset(_decode_cursor(cursor, "open", scope, _is_offset) or 0)
         with self._db.read() as conn:
             found = self._ids(conn, wanted, make_stubs=False)
             ids = [found[name] for name in wanted if name in found][offset:offset + limit + 1]
-            return self._page(conn, ids, limit, lambda n: _encode_cursor("open", scope, offset + n))
+            return self._page(conn, ids, limit, skip,
+                              lambda n, done: _encode_cursor("open", scope, _position(offset + n, done)))
 
     def _ranked_ids(self, conn: Any, query: str, want: int) -> list[int]:
         """The first ``want`` entity ids in the search order for ``query``.
@@ -591,8 +653,12 @@ class KnowledgeGraph:
             f"SELECT id, name, entity_type FROM entities WHERE id IN ({_IDS})", (arg,))}
         return [(i, _entity_dict(rows[i][1], rows[i][2], observations[i])) for i in ids if i in rows]
 
-    def _page(self, conn: Any, ids: list[int], limit: int, next_cursor: Callable[[int], str]) -> Json:
-        """Up to ``limit`` of ``ids`` as entities, each followed by its not yet shown relations."""
+    def _page(self, conn: Any, ids: list[int], limit: int, skip: int, next_cursor: Callable[[int, int], str]) -> Json:
+        """Up to ``limit`` of ``ids`` as entities, each followed by its not yet shown relations.
+
+        ``skip``: pieces of the first entity shown on earlier pages (see :func:`_fill_entity`).
+        ``next_cursor(n, done)`` continues after ``n`` entities, ``done`` pieces into the next.
+        """
         arg = json.dumps(ids[:limit])
         touching: dict[int, list[tuple[int, Json]]] = defaultdict(list)
         rows = conn.execute(f"{_NAMED_RELATIONS} WHERE r.id IN (SELECT id FROM relations WHERE from_id IN "
@@ -606,27 +672,31 @@ class KnowledgeGraph:
         for entity_id, entity in self._entities(conn, ids[:limit]):
             new = [(n, rel) for n, rel in touching[entity_id] if n not in shown]
             cost = _size(entity) + sum(_size(rel) for _, rel in new)
-            if cost > left and taken:
-                break
-            if cost > left:  # one entity and its relations are too big for a page
-                relations_cost = cost - _size(entity)
-                entity = _fit_entity(entity, max(left - relations_cost, left // 2))
-                left -= _size(entity)
-                for _, rel in new:
-                    if _size(rel) <= left:
-                        page["relations"].append(rel)
-                        left -= _size(rel)
-                    else:
-                        page["omittedRelations"] = page.get("omittedRelations", 0) + 1
+            if cost <= left and not (taken == 0 and skip):
                 page["entities"].append(entity)
-                taken = 1
+                page["relations"] += [rel for _, rel in new]
+                shown.update(n for n, _ in new)
+                left, taken = left - cost, taken + 1
+                continue
+            if taken:
                 break
-            page["entities"].append(entity)
-            page["relations"] += [rel for _, rel in new]
-            shown.update(n for n, _ in new)
-            left, taken = left - cost, taken + 1
+            # The page's first entity is too big for it, or continues from an earlier page:
+            # show the pieces that fit; the cursor continues with the rest of it.
+            first, relations, done = _fill_entity(entity, [rel for _, rel in new], skip, left)
+            if first is not None:
+                page["entities"].append(first)
+            page["relations"] += relations
+            pieces = len(entity["observations"]) + len(new)
+            if done < pieces:
+                pending = min(len(new), pieces - done)
+                if pending:
+                    page["omittedRelations"] = pending
+                page["nextCursor"] = next_cursor(0, done)
+                return page
+            taken = 1
+            break
         if taken < len(ids):
-            page["nextCursor"] = next_cursor(taken)
+            page["nextCursor"] = next_cursor(taken, 0)
         return page
 
     # -- whole-graph operations -------------------------------------------------------

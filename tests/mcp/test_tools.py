@@ -177,6 +177,33 @@ def test_the_default_read_of_a_big_graph_stays_under_the_output_ceiling(ctx):
         assert "nextCursor" in result["structuredContent"], name
 
 
+def test_a_write_of_megabytes_answers_with_counts_and_names_not_an_echo_of_its_input(ctx):
+    from memesh.mcp.graph_tools import MAX_ECHO_CHARS
+
+    entities = [{"name": f"big{i:03}", "entityType": "bulk", "observations": [f"{i}.{j} " + "x" * 19_000 for j in range(20)]}
+                for i in range(21)]   # 8 MB of input
+    result = run(ctx, "create_entities", {"entities": entities})
+    structured = result["structuredContent"]
+    assert len(result["content"][0]["text"]) <= MAX_ECHO_CHARS + 500
+    assert structured["created"] == 21 and "note" in structured
+    assert [e["name"] for e in structured["entities"]] == [f"big{i:03}" for i in range(21)]
+    observations = run(ctx, "add_observations", {"observations": [
+        {"entityName": f"big{i:03}", "contents": ["y" * 19_000 for _ in range(3)][:1] + [f"more {i}"]} for i in range(21)]})
+    assert observations["structuredContent"]["added"] == 42
+    assert len(observations["content"][0]["text"]) <= MAX_ECHO_CHARS + 500
+    relations = run(ctx, "create_relations", {"relations": [
+        {"from": f"big{i:03}", "to": "z" * 900 + str(j), "relationType": "r" * 900} for i in range(21) for j in range(20)]})
+    assert relations["structuredContent"]["created"] == 420
+    assert len(relations["content"][0]["text"]) <= MAX_ECHO_CHARS + 500
+
+
+def test_a_write_of_normal_size_echoes_what_it_created_like_the_reference(ctx):
+    alice = {"name": "Alice", "entityType": "person", "observations": ["likes tea"] * 1 + ["x" * 5000]}
+    assert run(ctx, "create_entities", {"entities": [alice]})["structuredContent"] == {"entities": [alice]}
+    link = {"from": "Alice", "to": "Bob", "relationType": "knows"}
+    assert run(ctx, "create_relations", {"relations": [link]})["structuredContent"] == {"relations": [link]}
+
+
 @pytest.mark.parametrize("arguments, field", [
     ({}, "entities: required field is missing"),
     ({"entities": "x"}, "entities: expected an array, got a string"),

@@ -638,3 +638,49 @@ def test_four_processes_writing_the_same_file_lose_nothing(tmp_path):
     assert graph.stats() == {"entities": 601, "relations": 600, "observations": 600}
     assert len(graph.open_nodes(["shared"])["entities"][0]["observations"]) == 600
     graph.close()
+
+
+def every_page(call, **kwargs):
+    """Follow nextCursor to the end; return the pages (each checked against the ceiling)."""
+    pages, cursor = [], None
+    while True:
+        page = call(cursor=cursor, **kwargs)
+        assert len(json.dumps(page)) <= MAX_RESULT_CHARS
+        pages.append(page)
+        cursor = page.get("nextCursor")
+        if cursor is None:
+            return pages
+        assert len(pages) < 1000
+
+
+@pytest.mark.parametrize("reader", ["open_nodes", "search_nodes"])
+def test_the_relations_a_page_omits_are_reached_by_following_its_cursor(graph, reader):
+    graph.create_entities([ent("Hub", observations=["centre"]), ent("Other")])
+    spokes = [rel("Hub", f"spoke-{i:05}-" + "z" * 200, "connects to") for i in range(1000)]
+    graph.create_relations(spokes + [rel("Other", "Hub", "points at")])
+    call = (lambda cursor: graph.open_nodes(["Hub", "Other"], cursor=cursor)) if reader == "open_nodes" else \
+        (lambda cursor: graph.search_nodes("Hub", cursor=cursor))
+    pages = every_page(call)
+    first = pages[0]
+    assert first["omittedRelations"] > 0 and first["nextCursor"]
+    assert first["omittedRelations"] == 1001 - len(first["relations"])
+    relations = [r for page in pages for r in page["relations"]]
+    keys = {(r["from"], r["to"], r["relationType"]) for r in relations}
+    assert keys >= {(r["from"], r["to"], r["relationType"]) for r in spokes + [rel("Other", "Hub", "points at")]}
+    assert [e["name"] for page in pages for e in page["entities"]].count("Hub") == 1   # its one observation: shown once
+    if reader == "open_nodes":
+        assert "Other" in [e["name"] for page in pages for e in page["entities"]]
+
+
+def test_every_observation_of_an_entity_too_big_for_a_page_is_reached_by_its_cursor(graph):
+    observations = [f"{i} " + "x" * 5000 for i in range(100)]
+    graph.create_entities([ent("Huge", observations=observations), ent("Next")])
+    graph.create_relations([rel("Huge", "Next", "precedes")])
+    for call in (lambda cursor: graph.open_nodes(["Huge"], cursor=cursor),
+                 lambda cursor: graph.read_graph(cursor=cursor),
+                 lambda cursor: graph.search_nodes("Huge", cursor=cursor)):
+        pages = every_page(call)
+        seen = [o for page in pages for e in page["entities"] if e["name"] == "Huge"
+                for o in e["observations"] if not o.startswith("[memesh:")]
+        assert seen == observations
+        assert any(r["relationType"] == "precedes" for page in pages for r in page["relations"])
