@@ -219,3 +219,24 @@ def test_the_clients_roots_reach_the_daemon_and_decide_the_windows_project(memes
         assert remembered["project"] == str(project)
     finally:
         window.kill()
+
+
+def test_after_a_daemon_restart_the_window_never_sees_a_request_id_it_saw_before(memesh_home):
+    from tests.mcp.stdio_driver import CLAUDE_CODE_INITIALIZE
+
+    window = StdioServer(WINDOW_ARGV, dict(memesh_home.env))
+    try:
+        window.send_line(CLAUDE_CODE_INITIALIZE)
+        assert "result" in window.reply(0)
+        window.notify("notifications/initialized")
+        asked = window.wait_notification("roots/list")[0]
+        window.send({"jsonrpc": "2.0", "id": asked["id"], "result": {"roots": []}})
+        old_pid = memesh_home.record()["pid"]
+        done = memesh_home.cli("daemon", "restart")
+        assert done.returncode == 0, done.stderr
+        assert memesh_home.record()["pid"] != old_pid
+        assert window.request("ping")["result"] == {}   # the window is on the new daemon now
+        again = window.wait_notification("roots/list", count=2)[1]
+        assert again["id"] != asked["id"], (asked, again)
+    finally:
+        window.kill()
