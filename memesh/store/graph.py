@@ -89,14 +89,19 @@ from typing import IO, Any
 from memesh.errors import NotFound, ValidationError
 from memesh.store.changes import GRAPH, OnChange, tracked_write
 from memesh.store.db import Database, fold_case, search_index_insert
+from memesh.store.pages import ENVELOPE as _ENVELOPE
+from memesh.store.pages import MAX_RESULT_CHARS
+from memesh.store.pages import fill_entity as _fill_entity
+from memesh.store.pages import is_graph_position as _is_graph_position
+from memesh.store.pages import is_offset as _is_offset
+from memesh.store.pages import cursor_position as _position
+from memesh.store.pages import size as _size
+from memesh.store.pages import split_offset as _offset
 
 DEFAULT_PAGE_LIMIT = 200    # read_graph / open_nodes items per page
 DEFAULT_SEARCH_LIMIT = 25   # ranked: the first results are the ones that matter
 MAX_LIMIT = 1000
-MAX_RESULT_CHARS = 60_000   # compact JSON; ~80,000 once indented, under 25k tokens
 MAX_NAME_CHARS = 1000       # names and types are labels; this keeps one entity printable
-_ENVELOPE = 200             # keys of the page itself and its cursor
-_MARKER_ROOM = 160          # the "[memesh: …]" line in a clipped entity
 
 _WORD = re.compile(r"[^\W_]+")
 _IDS = "SELECT value FROM json_each(?)"
@@ -224,91 +229,6 @@ def _decode_cursor(cursor: object, kind: str, scope: str, check: Callable[[Any],
         raise ValidationError("cursor: not a nextCursor returned by this call with these "
                               "arguments; omit it to start from the first page")
     return state["p"]
-
-
-def _is_count(p: Any, least: int = 0) -> bool:
-    return isinstance(p, int) and not isinstance(p, bool) and p >= least
-
-
-def _is_offset(p: Any) -> bool:
-    """An offset into the entities, or [offset, pieces of that entity already shown]."""
-    return _is_count(p) or (isinstance(p, list) and len(p) == 2 and _is_count(p[0]) and _is_count(p[1], 1))
-
-
-def _offset(p: Any) -> tuple[int, int]:
-    return (p, 0) if isinstance(p, int) else (p[0], p[1])
-
-
-def _position(offset: int, skip: int) -> Any:
-    return offset if not skip else [offset, skip]
-
-
-def _is_graph_position(p: Any) -> bool:
-    if not (isinstance(p, list) and len(p) == 2 and p[0] in ("e", "o", "r")):
-        return False
-    if p[0] == "e":
-        return isinstance(p[1], str)
-    if p[0] == "o":   # [name, observations of it already shown]
-        return isinstance(p[1], list) and len(p[1]) == 2 and isinstance(p[1][0], str) and _is_count(p[1][1], 1)
-    return isinstance(p[1], list) and len(p[1]) == 3 and all(isinstance(x, (int, str)) for x in p[1])
-
-
-# -- sizes --------------------------------------------------------------------------
-def _size(value: object) -> int:
-    """Characters ``value`` adds to a JSON array, separator included.
-
-    Measured with ASCII escapes, so non-Latin text counts more, as it does in tokens.
-    """
-    return len(json.dumps(value)) + 2
-
-
-def _prefix_within(text: str, room: int) -> str:
-    low, high = 0, len(text)
-    while low < high:
-        mid = (low + high + 1) // 2
-        if _size(text[:mid]) <= room:
-            low = mid
-        else:
-            high = mid - 1
-    return text[:low]
-
-
-def _fill_entity(entity: Json, relations: list[Json], skip: int, room: int) -> tuple[Json | None, list[Json], int]:
-    """Show what fits in ``room`` of an entity too large for one page.
-
-    The entity's pieces are its observations, then ``relations``; the first ``skip`` were
-    shown on earlier pages. Returns the entity with the observations shown (None when
-    none of its observations is left), the relations shown, and the pieces shown so far in
-    all (``skip`` plus this page's). Every call with a page's room shows at least one piece.
-    """
-    observations = entity["observations"]
-    kept: list[str] = []
-    position = skip
-    shown_entity: Json | None = None
-    if position < len(observations):
-        used = _size({**entity, "observations": []}) + _MARKER_ROOM
-        while position < len(observations) and used + _size(observations[position]) <= room:
-            kept.append(observations[position])
-            used += _size(observations[position])
-            position += 1
-        if not kept and position < len(observations):   # one observation larger than a page
-            kept.append(_prefix_within(observations[position], max(room - used - 20, 0) // 2) + " …[cut]")
-            position += 1
-        if position < len(observations):
-            hidden = len(observations) - position
-            kept.append(f"[memesh: {hidden} of {len(observations)} observations not shown yet: result size "
-                        f"limit reached; call again with nextCursor for the rest]")
-        shown_entity = {**entity, "observations": kept}
-        room -= _size(shown_entity)
-    shown_relations: list[Json] = []
-    if position >= len(observations):
-        for relation in relations[position - len(observations):]:
-            if _size(relation) > room:
-                break
-            shown_relations.append(relation)
-            room -= _size(relation)
-            position += 1
-    return shown_entity, shown_relations, position
 
 
 def _entity_dict(name: str, entity_type: str, observations: list[str]) -> Json:
