@@ -263,8 +263,14 @@ class McpSession:
         self._submit(start)
 
     def _take_ready(self) -> list[tuple[Call, Method]]:
-        """Ready calls that fit under MAX_RUNNING, marked as submitted (hold the lock)."""
+        """Ready calls that fit under MAX_RUNNING, marked as submitted (hold the lock).
+
+        Nothing starts once the session is closed: :meth:`close` counts the held calls out.
+        """
         start = []
+        if self._closed:
+            self._ready.clear()
+            return start
         while self._ready and self._running < MAX_RUNNING:
             call, method = self._ready.popleft()
             if call.finished:

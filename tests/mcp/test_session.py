@@ -644,3 +644,20 @@ def test_one_windows_queue_of_writes_never_holds_the_workers_another_window_need
     finally:
         slow.release.set()
         executor.shutdown()
+
+
+def test_closing_a_session_counts_out_the_calls_still_waiting_their_turn(make_client):
+    slow = SlowWrite()
+    client = make_client(registry=ToolRegistry([*load_tools(), slow.tool]))
+    try:
+        client.initialize()
+        for _ in range(5):
+            client.start("tools/call", {"name": "slow_write", "arguments": {}})
+        assert slow.entered.acquire(timeout=WAIT)
+        client.session.close()
+        slow.release.set()
+        assert client.session.wait_idle(WAIT)
+        assert client.tracker.begun == client.tracker.ended == 6
+        assert not slow.entered.acquire(timeout=0.05)   # the held writes never ran
+    finally:
+        slow.release.set()
