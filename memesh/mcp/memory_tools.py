@@ -104,7 +104,7 @@ def _remember(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 def _recall(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     return _memory(ctx).recall(args["query"], project=window_project(ctx.context, args.get("project")),
                                all_projects=args.get("all_projects", False), tags=args.get("tags"),
-                               kind=args.get("kind"), limit=args.get("limit"))
+                               kind=args.get("kind"), limit=args.get("limit"), cursor=args.get("cursor"))
 
 
 def _forget(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +157,8 @@ TOOLS: tuple[Tool, ...] = (
             "kind": {**_KIND, "description": "Only memories of this kind"},
             "limit": {"type": "integer", "minimum": 1, "maximum": store.MAX_RECALL_LIMIT,
                       "description": f"Most memories to return (default {store.DEFAULT_RECALL_LIMIT})"},
+            "cursor": {"type": "string", "maxLength": 4096,
+                       "description": "nextCursor from the previous result of the same call"},
             "project": _PROJECT,
             "all_projects": _ALL,
         }, ["query"]),
@@ -165,7 +167,8 @@ TOOLS: tuple[Tool, ...] = (
             "project": {"type": "string", "description": "The project searched first"},
             "allProjects": {"type": "boolean"},
             "omitted": {"type": "integer", "minimum": 1,
-                        "description": "Matches left out to keep the result small; lower limit or refine"},
+                        "description": "Matches left out to keep the result small; nextCursor continues with them"},
+            "nextCursor": {"type": "string", "description": "Present with omitted: pass it back as cursor"},
         }, ["memories", "project", "allProjects"]),
         handler=_recall, read_only=True, idempotent=True, requires=("memory",),
     ),

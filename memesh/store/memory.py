@@ -34,8 +34,9 @@ Decisions:
   lists the newest instead. Every query word is quoted before it reaches FTS5, so no
   input is ever FTS syntax.
 * **Sizes.** Pages hold at most ``limit`` memories and stay under the same output
-  ceiling as the graph's pages; ``list`` continues with ``nextCursor``, ``recall`` says
-  how many it had to leave out in ``omitted``.
+  ceiling as the graph's pages; ``list`` continues with ``nextCursor``; ``recall``
+  says how many of its ``limit`` matches it had to leave out in ``omitted`` and continues
+  with them through ``nextCursor``.
 """
 from __future__ import annotations
 
@@ -178,7 +179,7 @@ def _within_ceiling(items: list[Json]) -> int:
     return len(items)
 
 
-def _encode_cursor(scope: str, position: list[Any]) -> str:
+def _encode_cursor(scope: str, position: Any) -> str:
     raw = json.dumps({"v": 1, "s": scope, "p": position}, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode("utf-8")).decode("ascii").rstrip("=")
 
@@ -197,6 +198,23 @@ def _decode_cursor(cursor: object, scope: str) -> tuple[float, int] | None:
         pass
     raise ValidationError("cursor: not a nextCursor returned by list with these arguments; "
                           "omit it to start from the newest")
+
+
+def _decode_offset(cursor: object, scope: str) -> int:
+    """The offset a ``recall`` cursor holds (0 without one)."""
+    if cursor is None:
+        return 0
+    text = _text(cursor, "cursor", 4096)
+    try:
+        state = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        offset = state["p"]
+        if state["v"] == 1 and state["s"] == scope and isinstance(offset, int) and not isinstance(offset, bool) \
+                and 0 < offset < MAX_RECALL_LIMIT:
+            return offset
+    except (ValueError, binascii.Error, KeyError, TypeError):
+        pass
+    raise ValidationError("cursor: not a nextCursor returned by recall with these arguments; "
+                          "omit it to start from the best match")
 
 
 class _Filters:
@@ -280,22 +298,27 @@ class MemoryStore:
 
     # -- reads ------------------------------------------------------------------------
     def recall(self, query: str = "", *, project: str = "", all_projects: bool = False,
-               tags: Sequence[str] | None = None, kind: str | None = None, limit: int | None = None) -> Json:
+               tags: Sequence[str] | None = None, kind: str | None = None, limit: int | None = None,
+               cursor: str | None = None) -> Json:
         """Memories for ``query``, best first (module doc: Ranking); newest first if it is empty.
 
-        Returns ``{"memories": [...], "project": str, "allProjects": bool}`` plus
-        ``"omitted": n`` when the output ceiling cut the list; with a query each memory
-        carries its ``score``.
+        Returns ``{"memories": [...], "project": str, "allProjects": bool}`` plus, when the
+        output ceiling cut the list, ``"omitted": n`` and a ``"nextCursor"`` that continues
+        with them (pass it back as ``cursor`` with the same arguments); with a query each
+        memory carries its ``score``.
         """
         text = _text(query, "query", MAX_QUERY_CHARS)
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
         filters, wanted = _Filters(tags, kind), _limit(limit, DEFAULT_RECALL_LIMIT, MAX_RECALL_LIMIT)
+        fingerprint = "recall:" + hashlib.sha256(json.dumps(
+            [text, scope, everywhere, filters.tags, filters.kind, wanted]).encode("utf-8")).hexdigest()[:16]
+        offset = _decode_offset(cursor, fingerprint)
         scores: dict[int, float] = {}
         with self._db.read() as conn:
             if not text.strip():
-                ranked = self._newest(conn, scope, everywhere, filters, wanted)
+                ranked = self._newest(conn, scope, everywhere, filters, wanted)[offset:]
             else:
-                best = sorted(self._scored(conn, text, scope, everywhere, filters, self._clock()))[:wanted]
+                best = sorted(self._scored(conn, text, scope, everywhere, filters, self._clock()))[offset:wanted]
                 ranked = [memory_id for _, _, memory_id in best]
                 scores = {memory_id: -negated for _, negated, memory_id in best}
             memories = self._fetch(conn, ranked)
@@ -306,6 +329,7 @@ class MemoryStore:
         out: Json = {"memories": memories[:fit], "project": scope, "allProjects": everywhere}
         if fit < len(memories):
             out["omitted"] = len(memories) - fit
+            out["nextCursor"] = _encode_cursor(fingerprint, offset + fit)
         return out
 
     def list(self, *, project: str = "", all_projects: bool = False, tags: Sequence[str] | None = None,

@@ -263,6 +263,27 @@ def test_pages_and_recall_results_stay_under_the_output_ceiling(store):
         assert len(memorymod.json.dumps(result)) < memorymod.MAX_RESULT_CHARS
 
 
+@pytest.mark.parametrize("query", ["bulky", ""])
+def test_the_memories_recall_leaves_out_are_reached_through_its_cursor(store, query):
+    big = "x" * (memorymod.MAX_CONTENT_CHARS - 20)
+    for n in range(12):
+        store.remember(f"{big} {n} bulky", project=A)
+    seen, cursor, pages = [], None, 0
+    while True:
+        result = store.recall(query, project=A, limit=12, cursor=cursor)
+        assert len(memorymod.json.dumps(result)) < memorymod.MAX_RESULT_CHARS
+        seen += [m["id"] for m in result["memories"]]
+        pages += 1
+        cursor = result.get("nextCursor")
+        assert (cursor is None) == ("omitted" not in result)
+        if cursor is None:
+            break
+        assert pages < 20
+    assert pages > 1 and len(seen) == len(set(seen)) == 12
+    with pytest.raises(ValidationError, match="^cursor:"):
+        store.recall("other words", project=A, limit=12, cursor=store.recall(query, project=A, limit=12)["nextCursor"])
+
+
 # -- sharing ------------------------------------------------------------------------------
 def test_concurrent_remembers_of_the_same_text_store_it_once(database):
     store, errors, results = MemoryStore(database), [], []
