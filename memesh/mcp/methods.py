@@ -54,7 +54,6 @@ class Call:
     last_progress: float | None = None
     cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
     finished: bool = False
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
     future: Future | None = None
     # Ordering within the session (slow calls only): the handler to run, how many earlier
     # calls it still waits for, the later calls waiting for it, whether it holds an

@@ -8,8 +8,15 @@ connection.
 Life of a request: parsed (:mod:`memesh.mcp.jsonrpc`), counted in by ``tracker.begin()``,
 routed to an era (:mod:`memesh.mcp.protocol`), handled (:mod:`memesh.mcp.methods`) inline
 if cheap or on the executor (``tools/call``, ``resources/read``), then its one reply is
-queued and ``tracker.end()`` is called. A ``notifications/cancelled`` drops the reply (and anything
-queued for it) instead; the work is told through ``ToolContext.cancelled``.
+queued and ``tracker.end()`` is called (in ``finally``: whatever fails, the request is
+counted out). A ``notifications/cancelled`` drops the reply (and anything queued for it)
+instead; the work is told through ``ToolContext.cancelled``.
+
+Executor calls keep the window's order (a write after every earlier call, a read after
+earlier writes). A call that has to wait is held in the session, never on a worker: the
+call it waits for hands it to the executor as it finishes, and at most
+:data:`MAX_RUNNING` calls of one session are on the executor at once, so one busy window
+cannot occupy the workers the daemon shares between all windows.
 
 Handshake-era state: negotiated ``version`` (None before ``initialize``), ``initialized``
 (after ``notifications/initialized``; only then are list-changed and resource-updated
@@ -196,7 +203,6 @@ class McpSession:
             if call.finished:
                 return
             call.finished = True
-            call.done.set()
             if self._calls.get(call.key) is call:
                 del self._calls[call.key]
             if line is not None and not call.cancelled.is_set():
