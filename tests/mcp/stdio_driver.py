@@ -95,7 +95,8 @@ class _Driver:
         """Collect whatever arrives within ``timeout`` (for asserting that nothing does)."""
         before = len(self.received)
         deadline = time.monotonic() + timeout
-        self._next(0)
+        while self._next(0) is not None:   # everything that has arrived already
+            pass
         while (remaining := deadline - time.monotonic()) > 0:
             self._next(remaining)
         return self.received[before:]

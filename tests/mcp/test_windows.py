@@ -240,3 +240,21 @@ def test_after_a_daemon_restart_the_window_never_sees_a_request_id_it_saw_before
         assert again["id"] != asked["id"], (asked, again)
     finally:
         window.kill()
+
+
+def test_one_windows_flood_of_writes_does_not_hold_back_another_windows_read(memesh_home, open_window):
+    busy, other = open_window(), open_window()
+    flood = []
+    for n in range(48):   # more than the daemon's 16 shared workers, each a slow write
+        flood.append(busy.start("tools/call", {"name": "create_entities", "arguments": {"entities": [
+            {"name": f"w{n}-{i}", "entityType": "bulk", "observations": [f"{n} {i} " + "word " * 200]}
+            for i in range(300)]}}))
+    assert busy.request("ping")["result"] == {}   # answered once the proxy has handed the whole flood over
+    read = other.call("search_nodes", {"query": "nothing matches this"})
+    assert read["structuredContent"]["entities"] == []
+    busy.drain(0)
+    answered = sum(1 for request_id in flood if busy.replies_to(request_id))
+    # Before the fix the read queued behind the flood's parked workers and came after most of it.
+    assert answered < len(flood) // 2, f"{answered} of {len(flood)} writes were answered before the other window's read"
+    for request_id in flood:
+        assert "result" in busy.reply(request_id, timeout=120)
