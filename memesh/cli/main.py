@@ -16,6 +16,7 @@ Exit codes (stable, documented in docs/cli.md):
 65   the input data is not acceptable (``graph import``)
 66   the input file cannot be read
 73   the output file cannot be written
+74   the disk holding the database is full (nothing was written)
 75   temporary: the daemon was draining or the outcome is unknown
 77   unsafe MEMESH_HOME (not a directory, permissions, ownership, symlink)
 78   configuration error
