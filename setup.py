@@ -32,6 +32,8 @@ setup(
         "colorlog>=6.7",
         # Progress bars for `memesh graph import` on a terminal (not hand-drawn).
         "tqdm>=4.60",
+        # PEP 440 versions (0.2.0rc1, 0.2.0.post1) compared as pip compares them.
+        "packaging>=22",
     ],
     extras_require={"test": TEST_REQUIRES},
     entry_points={"console_scripts": ["memesh=memesh.cli.main:main"]},

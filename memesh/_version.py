@@ -1,4 +1,4 @@
-"""The package version (semver) and the client/daemon protocol number.
+"""The package version (PEP 440, as pip reads it) and the client/daemon protocol number.
 
 Kept in a module of its own, with no imports, so setup.py can read it without importing
 memesh and the stdio proxy can check versions without loading the version machinery.

@@ -5,7 +5,8 @@ This module owns the pure core of the VersionManager:
 * the two numbers that define the contract: :data:`PROTOCOL_VERSION` (the wire contract
   between a proxy, CLI or library client and the daemon) and :data:`MIN_CLIENT_VERSION`
   (the oldest client package this daemon agrees to serve);
-* :class:`Version`, a SemVer 2.0.0 value whose ordering is SemVer precedence, and
+* :class:`Version`, a PEP 440 value (Python package versions, read by ``packaging``, so
+  ``0.2.0rc1``, ``0.2.0.dev3`` and ``0.2.0.post1`` order as pip orders them), and
   :func:`parse_version`, which never raises: garbage such as ``"dev"`` or ``None`` becomes
   an *invalid* Version that still sorts, below every valid one;
 * :func:`decide`, the one function that says whether a client uses the running daemon,
@@ -47,58 +48,44 @@ UPGRADE: Final[str] = "upgrade"
 REFUSE: Final[str] = "refuse"
 """Do not talk to the running daemon; tell the user what to run instead."""
 
-_ALNUM_HYPHEN: Final[frozenset[str]] = frozenset(
-    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-"
-)
-_DIGITS: Final[frozenset[str]] = frozenset("0123456789")
-
-
 # --------------------------------------------------------------------------- Version
 
+MAX_VERSION_TEXT: Final[int] = 256
+"""Longer text is not a version anyone released; it is invalid without being parsed."""
 
-@dataclass(frozen=True, eq=False)
+
 class Version:
-    """A parsed SemVer 2.0.0 version, or an invalid one that remembers its raw text.
+    """A PEP 440 version (as ``pip`` and ``packaging`` read it), or an invalid one.
 
-    Build instances with :func:`parse_version`. Equality, ordering and hashing all use
-    :meth:`precedence_key`, so build metadata is ignored (``1.0.0+a == 1.0.0+b``) and
-    every invalid version sorts below every valid one; the order is total.
+    Build instances with :func:`parse_version`. A valid version wraps a
+    :class:`packaging.version.Version`, so ``0.2.0rc1 < 0.2.0 < 0.2.0.post1`` and
+    ``0.2.0.dev3 < 0.2.0a1``, exactly as the installer orders them. An invalid version
+    remembers its raw text for messages. Equality, ordering and hashing use
+    :meth:`precedence_key`: every invalid version sorts below every valid one, invalid
+    ones among themselves by their text, so the order is total.
     """
 
-    major: int = 0
-    minor: int = 0
-    patch: int = 0
-    prerelease: tuple[str, ...] = ()
-    build: tuple[str, ...] = ()
-    raw: str = ""
-    valid: bool = True
+    __slots__ = ("parsed", "raw")
+
+    def __init__(self, parsed: object | None, raw: str):
+        self.parsed = parsed  # a packaging.version.Version, or None when invalid
+        self.raw = raw
+
+    def __reduce__(self):
+        return (parse_version, (self.raw,))
+
+    @property
+    def valid(self) -> bool:
+        return self.parsed is not None
 
     def precedence_key(self) -> tuple:
-        """Return a sort key whose natural tuple order is SemVer precedence.
-
-        Invalid versions map to ``(0, raw)`` and valid ones to ``(1, major, minor, patch,
-        prerelease_key)``, which puts all invalid versions first, ordered by raw text.
-        A release's prerelease key ``(1,)`` beats any prerelease key ``(0, ...)``; within
-        a prerelease, tuple comparison makes the longer list win on an equal prefix.
-        """
-        if not self.valid:
+        if self.parsed is None:
             return (0, self.raw)
-        if self.prerelease:
-            pre: tuple = (0, *(_identifier_key(part) for part in self.prerelease))
-        else:
-            pre = (1,)
-        return (1, self.major, self.minor, self.patch, pre)
+        return (1, self.parsed)
 
     def __str__(self) -> str:
-        """The canonical SemVer text for a valid version, the raw text otherwise."""
-        if not self.valid:
-            return self.raw
-        text = f"{self.major}.{self.minor}.{self.patch}"
-        if self.prerelease:
-            text += "-" + ".".join(self.prerelease)
-        if self.build:
-            text += "+" + ".".join(self.build)
-        return text
+        """The normalised PEP 440 text for a valid version, the raw text otherwise."""
+        return self.raw if self.parsed is None else str(self.parsed)
 
     def __repr__(self) -> str:
         if self.valid:
@@ -134,27 +121,6 @@ class Version:
         return self.precedence_key() >= other.precedence_key()
 
 
-def _identifier_key(part: str) -> tuple:
-    # Numeric identifiers carry no leading zeros, so (length, text) orders them exactly
-    # as their integer values would, without int() and its 4300-digit limit.
-    if set(part) <= _DIGITS:
-        return (0, len(part), part)
-    return (1, part)
-
-
-def _is_numeric(part: str) -> bool:
-    """A SemVer numeric identifier: ASCII digits, no leading zero unless it is ``0``."""
-    return bool(part) and set(part) <= _DIGITS and (part == "0" or part[0] != "0")
-
-
-def _identifiers(text: str) -> tuple[str, ...] | None:
-    """Split dot-separated identifiers; None if any is empty or has a foreign character."""
-    parts = tuple(text.split("."))
-    if all(part and set(part) <= _ALNUM_HYPHEN for part in parts):
-        return parts
-    return None
-
-
 def _show(value: object) -> str:
     """Text for a value in a message, whatever it is."""
     if isinstance(value, str):
@@ -166,47 +132,23 @@ def _show(value: object) -> str:
 
 
 def parse_version(text: object) -> Version:
-    """Parse ``MAJOR.MINOR.PATCH[-prerelease][+build]`` (a leading ``v`` is tolerated).
+    """Parse a PEP 440 version (``0.2.0``, ``0.2.0rc1``, ``0.2.0.dev3``, ``v1.0.post1+local``).
 
-    Surrounding whitespace is ignored. Anything else that is not SemVer 2.0.0 (``"dev"``,
-    ``""``, ``"1.2"``, ``"1.2.3.4"``, ``"01.2.3"``, ``None``, ``42``) gives a Version with
-    ``valid=False`` that keeps the raw text (the ``repr`` of a non-string). This
-    function never raises.
+    Surrounding whitespace and a leading ``v`` are tolerated, as pip tolerates them.
+    Anything else (``"dev"``, ``""``, ``None``, ``42``, text over
+    :data:`MAX_VERSION_TEXT` characters) gives a Version with ``valid=False`` that keeps
+    the raw text (the ``repr`` of a non-string). This function never raises.
     """
     raw = _show(text)
-    invalid = Version(raw=raw, valid=False)
-    if not isinstance(text, str):
-        return invalid
-    body = text.strip()
-    if body[:1] in ("v", "V"):
-        body = body[1:]
+    if not isinstance(text, str) or len(text) > MAX_VERSION_TEXT:
+        return Version(None, raw)
+    from packaging.version import Version as Pep440  # ~3 ms; only when versions differ
 
-    body, plus, build_text = body.partition("+")
-    build: tuple[str, ...] = ()
-    if plus:
-        parsed_build = _identifiers(build_text)
-        if parsed_build is None:
-            return invalid
-        build = parsed_build
-
-    core, minus, pre_text = body.partition("-")
-    prerelease: tuple[str, ...] = ()
-    if minus:
-        parsed_pre = _identifiers(pre_text)
-        if parsed_pre is None:
-            return invalid
-        if any(set(part) <= _DIGITS and not _is_numeric(part) for part in parsed_pre):
-            return invalid  # a numeric identifier with a leading zero
-        prerelease = parsed_pre
-
-    numbers = core.split(".")
-    if len(numbers) != 3 or not all(_is_numeric(n) for n in numbers):
-        return invalid
     try:
-        major, minor, patch = (int(n) for n in numbers)
-    except ValueError:  # more digits than int() accepts: not a version anyone released
-        return invalid
-    return Version(major, minor, patch, prerelease, build, raw=raw, valid=True)
+        # ValueError covers InvalidVersion and int() refusing a component of thousands of digits.
+        return Version(Pep440(text), raw)
+    except ValueError:
+        return Version(None, raw)
 
 
 # --------------------------------------------------------------------------- decide

@@ -28,26 +28,29 @@ def peer(
 # --------------------------------------------------------------------------- parsing
 
 
-def test_a_full_semver_string_is_split_into_its_parts():
-    v = parse_version("1.2.3-rc.1+build.7")
-    assert (v.major, v.minor, v.patch) == (1, 2, 3)
-    assert v.prerelease == ("rc", "1")
-    assert v.build == ("build", "7")
-    assert v.valid
-    assert str(v) == "1.2.3-rc.1+build.7"
+def test_python_prereleases_dev_and_post_releases_are_valid_pep_440_versions():
+    for text in ("0.2.0rc1", "0.2.0.dev3", "0.2.0.post1", "0.2.0a1", "1.0.0-rc.1", "1.2"):
+        assert parse_version(text).valid, text
 
 
-def test_a_leading_v_is_dropped_from_the_printed_form():
+def test_pep_440_order_is_the_order_pip_installs_in():
+    ordered = ["0.1.0", "0.2.0.dev3", "0.2.0a1", "0.2.0b2", "0.2.0rc1", "0.2.0", "0.2.0.post1", "0.10.0"]
+    versions = [parse_version(t) for t in ordered]
+    for earlier, later in zip(versions, versions[1:]):
+        assert earlier < later, (earlier, later)
+
+
+def test_a_leading_v_and_spelling_variants_print_in_normal_form():
     assert str(parse_version("v0.3.0")) == "0.3.0"
+    assert str(parse_version(" 1.0.0-RC.1 ")) == "1.0.0rc1"
+    assert parse_version("1.0.0-rc.1") == parse_version("1.0.0rc1")
 
 
-@pytest.mark.parametrize(
-    "garbage", ["dev", "", "1.2", "1.2.3.4", "01.2.3", "1.2.3-01", None, 42, b"1.2.3"]
-)
+@pytest.mark.parametrize("garbage", ["dev", "", "1.2.3-", "1..2", "latest", "1" * 300, None, 42, b"1.2.3"])
 def test_garbage_becomes_an_invalid_version_instead_of_an_error(garbage):
     v = parse_version(garbage)
     assert not v.valid
-    assert v < parse_version("0.0.0-0")
+    assert v < parse_version("0.0.0.dev0")
 
 
 def test_invalid_versions_keep_their_text_for_messages():
@@ -56,25 +59,21 @@ def test_invalid_versions_keep_their_text_for_messages():
     assert parse_version(None).raw == "None"
 
 
-def test_versions_differing_only_in_build_metadata_are_equal_and_hash_alike():
-    a, b = parse_version("1.0.0+linux"), parse_version("1.0.0+mac")
-    assert a == b
-    assert len({a, b}) == 1
+def test_a_local_label_sorts_after_its_public_version_as_in_pep_440():
+    assert parse_version("1.0.0") < parse_version("1.0.0+linux")
+    assert parse_version("1.0.0+linux") == parse_version("1.0.0+LINUX")
+    assert len({parse_version("1.0.0+linux"), parse_version("1.0.0+LINUX")}) == 1
 
 
-def test_a_prerelease_sorts_before_its_release():
-    assert parse_version("1.0.0-rc.1") < parse_version("1.0.0")
-
-
-def test_numeric_identifiers_compare_as_numbers():
-    assert parse_version("1.0.0-beta.2") < parse_version("1.0.0-beta.11")
+def test_numeric_parts_compare_as_numbers():
+    assert parse_version("1.0.0rc2") < parse_version("1.0.0rc11")
     assert parse_version("1.10.0") > parse_version("1.9.0")
 
 
 def test_versions_pickle_and_do_not_order_against_strings():
-    v = parse_version("1.2.3")
+    v = parse_version("1.2.3rc1")
     assert pickle.loads(pickle.dumps(v)) == v
-    assert v != "1.2.3"
+    assert v != "1.2.3rc1"
     with pytest.raises(TypeError):
         v < "1.2.3"  # noqa: B015
 
@@ -155,3 +154,12 @@ def test_a_dev_version_uses_the_daemon_and_says_versions_could_not_be_compared()
 
 def test_an_unknown_build_on_either_side_is_not_a_reason_to_restart():
     assert decide(peer(build="new"), peer(build="")).advice == ""
+
+
+@pytest.mark.parametrize("newer", ["0.2.0rc1", "0.2.0.dev3", "0.2.0.post1", "0.1.0.post1"])
+def test_a_client_with_a_python_pre_dev_or_post_release_newer_than_the_daemon_asks_it_to_upgrade(newer):
+    assert decide(peer(newer), peer("0.1.0")).action == UPGRADE
+
+
+def test_a_release_candidate_client_uses_the_final_release_daemon():
+    assert decide(peer("0.2.0rc1"), peer("0.2.0")).action == USE
