@@ -31,7 +31,8 @@ class Control:
         conn = clientmod.current()
         if conn is not None:
             self._daemon.clients.hello(conn, info)
-        self._daemon.coordinator.touch()
+        if info.get("kind") != "cli":  # status probes and other CLI calls are not activity
+            self._daemon.coordinator.touch()
         return self._daemon.identity()
 
     def ping(self) -> float:

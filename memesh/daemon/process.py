@@ -57,6 +57,8 @@ class Daemon:
         self.instance_id = str(uuid.uuid4())
         self.start_time = time.time()
         self.coordinator = ShutdownCoordinator(settings.seconds("daemon.idle_timeout"))
+        self._count_lock = threading.Lock()
+        self._counted_clients = 0
         self.clients = ClientRegistry(on_change=self._clients_changed)
         self.clients.on_client_gone(self.coordinator.forget_client)
         self.lifetime = lockmod.LifetimeLock(self.paths.lifetime_lock)
@@ -80,9 +82,15 @@ class Daemon:
             pass  # the pipe is full: the main loop is already due to wake
 
     def _clients_changed(self) -> None:
-        # A client arriving or leaving is activity: the idle clock restarts from here, so
-        # the daemon exits one idle timeout after the last client left, not earlier.
-        self.coordinator.touch()
+        # A window or library client arriving or leaving is activity: the idle clock
+        # restarts from here, so the daemon exits one idle timeout after the last client
+        # left, not earlier. CLI clients (`memesh daemon status` polled by a script) come
+        # and go without changing the count and are not activity.
+        with self._count_lock:
+            count = self.clients.count()
+            changed, self._counted_clients = count != self._counted_clients, count
+        if changed:
+            self.coordinator.touch()
         self._wake()
 
     def request_stop(self, reason: str, force: bool = False) -> None:

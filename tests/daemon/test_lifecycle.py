@@ -63,6 +63,40 @@ def test_an_idle_timeout_never_fires_while_a_client_is_connected(memesh_home):
 SLOW_BATCH = 20000  # entities: one create_entities call of this size takes ~1 s here
 
 
+def test_status_polled_without_pause_does_not_keep_an_idle_daemon_alive(memesh_home):
+    from memesh.cli.daemon_cmds import probe
+
+    memesh_home.env.update({"MEMESH_DAEMON_IDLE_TIMEOUT": str(IDLE_MS)})
+    pid = memesh_home.start_daemon()
+    settings = memesh_home.settings()
+    polls = []
+
+    def polled_until_gone() -> bool:
+        code, info = probe(settings)  # what `memesh daemon status` does: hello, status, goodbye
+        polls.append(code)
+        return code != 0
+
+    # Polled far more often than the idle timeout, the daemon must still leave on time.
+    wait_until(polled_until_gone, 10 * IDLE_MS / 1000, "the daemon to idle out while status is polled", interval=0.05)
+    assert polls.count(0) >= 5, f"status was polled only {polls.count(0)} times while the daemon ran"
+    wait_until(lambda: stopped_cleanly(memesh_home, pid), 5, "the idle daemon to clean up")
+    assert "idle timeout" in memesh_home.log_text()
+
+
+def test_a_cli_status_does_not_count_as_a_client_but_a_window_holding_on_does(memesh_home):
+    from memesh.cli.daemon_cmds import probe
+
+    memesh_home.env.update({"MEMESH_DAEMON_IDLE_TIMEOUT": str(IDLE_MS)})
+    memesh_home.start_daemon()
+    mesh = memesh_home.connect(name="holder")
+    code, info = probe(memesh_home.settings())
+    assert code == 0 and info["idleSecondsLeft"] is None and info["clientCount"] == 1
+    mesh.close()
+    code, info = wait_until(lambda: (lambda r: r[0] == 0 and r[1]["idleSecondsLeft"] is not None and r)(probe(memesh_home.settings())),
+                            5, "the idle clock to start once the window left")
+    assert info["clientCount"] == 0
+
+
 def batch(size: int, prefix: str = "e") -> list[dict]:
     return [{"name": f"{prefix}{i}", "entityType": "thing", "observations": [f"observation {i}"]} for i in range(size)]
 
