@@ -14,6 +14,8 @@ TEST_REQUIRES = [
     "pytest-timeout>=2.2",
     # The official MCP client, used by the end-to-end tests as a real peer.
     "mcp==2.3.0",
+    # Builds the two real installations of the upgrade tests (setuptools < 70 needs it).
+    "wheel>=0.40",
 ]
 
 setup(

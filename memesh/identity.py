@@ -44,4 +44,5 @@ def identity(build: bool = True) -> dict:
         "protocol": PROTOCOL_VERSION,
         "build": build_id() if build else "",
         "python": python_version(),
+        "executable": sys.executable,  # which installation is talking (noted when it asks for an upgrade)
     }

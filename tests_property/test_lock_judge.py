@@ -8,11 +8,14 @@ from hypothesis import strategies as st
 
 from memesh.daemon.lock import (
     BUSY,
+    DEAF,
     HELLO_OK,
     HELLO_REFUSED,
     HELLO_REJECTED,
+    HELLO_SLOW,
     HELLO_TIMEOUT,
     HUNG,
+    HUNG_TIMEOUTS,
     LIVE,
     SEED_FIELDS,
     STALE,
@@ -25,15 +28,17 @@ from memesh.daemon.lock import (
     parse_record,
 )
 
-VERDICTS = {LIVE, STARTING, STALE, HUNG, UNKNOWN, BUSY}
+VERDICTS = {LIVE, STARTING, STALE, HUNG, UNKNOWN, BUSY, DEAF}
 
 facts = st.builds(
     Facts,
     lifetime_held=st.booleans(),
     holder_alive=st.booleans(),
     holder_verified=st.booleans(),
-    hello=st.sampled_from([HELLO_OK, HELLO_TIMEOUT, HELLO_REFUSED, HELLO_REJECTED]),
+    hello=st.sampled_from([HELLO_OK, HELLO_TIMEOUT, HELLO_SLOW, HELLO_REFUSED, HELLO_REJECTED]),
     overdue=st.booleans(),
+    answered=st.booleans(),
+    timeouts=st.integers(0, 5),
 )
 
 
@@ -66,16 +71,33 @@ def test_a_daemon_that_answers_its_hello_is_never_replaced(f):
 
 
 @given(facts)
-def test_a_daemon_that_turns_connections_away_is_alive_and_never_killed(f):
-    if f.hello == HELLO_REJECTED:
+def test_a_daemon_that_replied_in_any_way_is_alive_and_never_killed(f):
+    """A completed handshake, a refusal at the connection cap, an earlier reply: alive."""
+    if f.hello in (HELLO_REJECTED, HELLO_SLOW) or (f.answered and f.hello != HELLO_OK):
         assert judge(f) in ({STALE} if not f.lifetime_held else {STARTING, BUSY})
 
 
 @given(facts)
+def test_hung_needs_repeated_silence_past_the_threshold(f):
+    """One slow hello is never enough: only several timeouts with no reply at all, overdue."""
+    if judge(f) == HUNG:
+        assert f.hello == HELLO_TIMEOUT and f.timeouts >= HUNG_TIMEOUTS and f.overdue and not f.answered
+
+
+@given(facts)
+def test_a_verified_daemon_that_is_not_listening_is_reported_not_killed(f):
+    if f.lifetime_held and f.hello == HELLO_REFUSED and not f.answered:
+        assert judge(f) != HUNG
+        if f.overdue and f.holder_alive and f.holder_verified:
+            assert judge(f) == DEAF
+
+
+@given(facts)
 def test_waiting_longer_never_turns_a_kill_into_a_wait(f):
-    """Once HUNG, becoming overdue keeps it HUNG (the deadline only ever moves towards acting)."""
+    """Once HUNG, becoming overdue or timing out again keeps it HUNG (the deadline only moves towards acting)."""
     if judge(f) == HUNG:
         assert judge(f._replace(overdue=True)) == HUNG
+        assert judge(f._replace(timeouts=f.timeouts + 1)) == HUNG
 
 
 # --------------------------------------------------------------------------- records

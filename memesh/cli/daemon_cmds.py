@@ -17,7 +17,7 @@ from memesh.cli.errors import AlreadyRunning, UsageError, describe_os_error
 from memesh.cli.render import format_status, status_document
 from memesh.config import load_settings
 from memesh.daemon import lock as lockmod
-from memesh.errors import DaemonDisabled, DaemonUnreachable, UnsafePathError
+from memesh.errors import DaemonDisabled, DaemonUnreachable, UnsafePathError, VersionMismatch
 from memesh.paths import paths_for
 
 EXIT_RUNNING = 0
@@ -46,8 +46,12 @@ def _settings():
     return settings
 
 
-def _cli_info(settings) -> dict:
-    return {**identity.identity(), "session": f"cli-{os.getpid()}", "name": "memesh-cli", "kind": "cli", "pid": os.getpid(), "cwd": os.getcwd()}
+def _cli_info(settings, *, probe: bool = False) -> dict:
+    """The CLI's hello; ``probe`` marks a status query, which is not activity for the idle clock."""
+    info = {**identity.identity(), "session": f"cli-{os.getpid()}", "name": "memesh-cli", "kind": "cli", "pid": os.getpid(), "cwd": os.getcwd()}
+    if probe:
+        info["probe"] = True
+    return info
 
 
 def _attach(settings, *, start: bool):
@@ -67,7 +71,7 @@ def probe(settings) -> tuple[int, dict]:
         return EXIT_NOT_RUNNING, StandaloneControl(settings).status()
     from memesh.daemon.spawn import try_hello
 
-    channel, _hello, outcome = try_hello(paths, settings, _cli_info(settings), "memesh-cli")
+    channel, _hello, outcome = try_hello(paths, settings, _cli_info(settings, probe=True), "memesh-cli")
     if channel is not None:
         try:
             return EXIT_RUNNING, channel.call("control", "status", timeout=settings.seconds("daemon.health_timeout"))
@@ -110,10 +114,42 @@ def start() -> None:
     print(f"memesh daemon running: pid {hello['pid']} (version {hello.get('version')}, socket {paths_for(settings.home).socket})")
 
 
-def _wait_gone(settings, pid: int, timeout: float) -> bool:
+def _process_of(hello: dict):
+    """The psutil handle of the daemon that said ``hello`` (None if it is already gone)."""
+    import psutil
+
+    try:
+        return psutil.Process(int(hello["pid"]))
+    except (psutil.Error, KeyError, TypeError, ValueError):
+        return None
+
+
+def _wait_gone(settings, proc, timeout: float) -> bool:
+    """Wait until the daemon process has exited and the lifetime lock is free.
+
+    The process itself is watched, not only the lock: if someone deleted the lifetime
+    lock file, the lock looks free while the daemon still runs (and still owns its files).
+    """
+    import psutil
+
     from memesh.daemon.spawn import wait_lifetime_free
 
-    return wait_lifetime_free(paths_for(settings.home), timeout)
+    from memesh.backoff import backoff_delay
+
+    def gone() -> bool:
+        try:  # a zombie waiting for init to reap it is gone; is_running() is False for a reused pid
+            return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return True
+
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while proc is not None and not gone():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(backoff_delay(attempt, base=0.005, cap=0.05, rand=0.0))
+        attempt += 1
+    return wait_lifetime_free(paths_for(settings.home), max(0.0, deadline - time.monotonic()))
 
 
 def _force_kill(settings) -> int | None:
@@ -130,14 +166,22 @@ def _force_kill(settings) -> int | None:
     return holder["pid"]
 
 
-def _cleanup_after_kill(settings) -> None:
-    """After a kill: the daemon could not clean up, so remove its record and socket."""
+def _cleanup_after_kill(settings, instance_id: str | None = None) -> None:
+    """After a daemon died without cleaning up, remove its record, socket and key.
+
+    Only while no daemon holds the lifetime lock, and — when we know which daemon we
+    stopped — only if the record still names it: otherwise the files may already belong
+    to its successor (whose start-up clears leftovers anyway).
+    """
     import stat as statmod
 
     paths = paths_for(settings.home)
     if lockmod.lifetime_held(paths.lifetime_lock):
         return
-    lockmod.remove_record_if(paths.record, None)
+    record, present = lockmod.read_record(paths.record)
+    if instance_id is not None and present and (record is None or record.instanceId != instance_id):
+        return
+    lockmod.remove_record_if(paths.record, instance_id)
     for path in (paths.socket, paths.key):
         try:
             if path != paths.socket or statmod.S_ISSOCK(os.lstat(path).st_mode):
@@ -163,6 +207,7 @@ def stop_daemon(settings, *, force: bool) -> int | None:
         _cleanup_after_kill(settings)
         return None
     pid = hello["pid"]
+    proc = _process_of(hello)
     try:
         channel.call("control", "stop", (force,), timeout=settings.seconds("daemon.health_timeout"))
     except ChannelBroken:
@@ -170,11 +215,11 @@ def stop_daemon(settings, *, force: bool) -> int | None:
     finally:
         channel.close()
     limit = (0 if force else settings.seconds("daemon.drain_timeout")) + STOP_MARGIN
-    if not _wait_gone(settings, pid, limit):
+    if not _wait_gone(settings, proc, limit):
         if not force:
             raise DaemonUnreachable(f"daemon pid {pid} did not exit within {limit:.0f}s; use `memesh daemon stop --force`")
         _force_kill(settings)
-    _cleanup_after_kill(settings)
+    _cleanup_after_kill(settings, hello.get("instanceId"))
     return pid
 
 
@@ -198,19 +243,32 @@ def restart() -> None:
 
 
 def upgrade() -> None:
-    """Hand the running daemon over to the memesh installed now (drain, release, take over)."""
+    """Hand the running daemon over to the memesh installed here (drain, release, take over).
+
+    Fails (exit 5) when the daemon that runs afterwards is not this installation's
+    version, and refuses to replace a daemon newer than this installation.
+    """
     settings = load_settings()
     if not settings.daemon_enabled:
         raise DaemonDisabled("daemon mode is disabled; nothing to upgrade")
     from memesh.daemon.channel import ChannelBroken
     from memesh.daemon.spawn import try_hello, wait_for_handover
+    from memesh.version import parse_version
 
     paths = paths_for(settings.home)
     info = _cli_info(settings)
+    mine = identity.__version__
     channel, hello, _ = try_hello(paths, settings, info, "memesh-cli")
     before = None
     if channel is not None:
         before = hello
+        running = parse_version(hello.get("version"))
+        if running.valid and parse_version(mine).valid and running > parse_version(mine):
+            channel.close()
+            raise VersionMismatch(
+                f"the running daemon (pid {hello.get('pid')}) is memesh {running}, newer than this installation's {mine} "
+                f"({sys.executable}); nothing to upgrade. Run `memesh daemon upgrade` from the newest installation"
+            )
         try:
             channel.call("control", "request_upgrade", (info,), timeout=settings.seconds("daemon.health_timeout"))
         except ChannelBroken:
@@ -221,6 +279,11 @@ def upgrade() -> None:
     channel, after = _attach(settings, start=True)
     channel.close()
     new = f"pid {after['pid']} (version {after.get('version')}, build {after.get('build')})"
+    if str(after.get("version")) != mine:
+        raise VersionMismatch(
+            f"the daemon did not upgrade: {new} runs, not memesh {mine} from this installation ({sys.executable}). "
+            "Another installation started it first; run `memesh daemon upgrade` again from this one"
+        )
     if before is None:
         print(f"no daemon was running; started {new}")
     else:

@@ -25,13 +25,14 @@ class Control:
 
         ``info`` may carry ``session`` (shared by all connections of one client),
         ``name``, ``kind`` (proxy, repl, cli, …), ``version``, ``protocol``, ``build``,
-        ``cwd`` and ``heartbeat`` (seconds; the client promises a call at least that often).
+        ``cwd``, ``heartbeat`` (seconds; the client promises a call at least that often) and
+        ``probe`` (true for a status query: it does not restart the idle clock).
         """
         info = info if isinstance(info, dict) else {}
         conn = clientmod.current()
         if conn is not None:
             self._daemon.clients.hello(conn, info)
-        if info.get("kind") != "cli":  # status probes and other CLI calls are not activity
+        if not info.get("probe"):  # `memesh daemon status` only looks: that is not activity
             self._daemon.coordinator.touch()
         return self._daemon.identity()
 
@@ -63,5 +64,8 @@ class Control:
         """A newer client asks this daemon to drain and hand over to the installed code."""
         info = info if isinstance(info, dict) else {}
         reason = f"upgrade requested by {info.get('name') or 'a client'} {info.get('version') or ''}".strip()
+        conn = clientmod.current()
+        # Before draining: the clients about to race for the next start must find who asked.
+        self._daemon.record_handover(info, conn.peer_pid if conn is not None and conn.peer_pid else info.get("pid"))
         self._daemon.request_stop(reason, force=False)
         return {"pid": self._daemon.pid, "accepted": True}

@@ -35,15 +35,23 @@ from memesh.paths import open_private, write_private
 LIVE = "live"  # a daemon holds the lifetime lock and answered our hello: use it
 STARTING = "starting"  # a daemon holds the lifetime lock but is not answering yet: wait
 STALE = "stale"  # nobody holds the lifetime lock: clear what is left and start one
-HUNG = "hung"  # the holder is verifiably ours but does not answer in time: replace it
+HUNG = "hung"  # the holder is verifiably ours and has not said a word for the whole hung threshold: replace it
 UNKNOWN = "unknown"  # someone holds the lock and we cannot tell who: never kill blindly
-BUSY = "busy"  # the daemon is alive but keeps turning our connection away: report, never kill
+BUSY = "busy"  # the daemon is alive (it replied in some way) but does not serve us: report, never kill
+DEAF = "deaf"  # a verified daemon holds the lock but nothing listens on its socket: report, never kill
 
 # Outcomes of the hello attempt that go into Facts.hello.
 HELLO_OK = "ok"
-HELLO_TIMEOUT = "timeout"  # connected, but no answer within the health deadline
-HELLO_REFUSED = "refused"  # no socket, or nothing listening on it
+HELLO_TIMEOUT = "timeout"  # connected, but not one byte of an answer within the health deadline
+HELLO_SLOW = "slow"  # the handshake completed (alive), but the hello itself was not answered in time
+HELLO_REFUSED = "refused"  # no socket or key, or nothing listening on the socket
 HELLO_REJECTED = "rejected"  # a listener closed or failed the handshake: alive (e.g. at its connection cap)
+
+#: Outcomes that prove the daemon is alive: it replied, whatever it said.
+REPLIED = frozenset({HELLO_OK, HELLO_SLOW, HELLO_REJECTED})
+
+#: A hung verdict needs this many hello timeouts in a row (one slow hello is not enough).
+HUNG_TIMEOUTS = 2
 
 CREATE_TIME_TOLERANCE = 1.0  # seconds; psutil create_time moves with wall-clock steps
 
@@ -122,27 +130,35 @@ class Facts(NamedTuple):
     holder_alive: bool = False  # the pid the lifetime file names is a running process
     holder_verified: bool = False  # …and its create time matches what the daemon wrote
     hello: str = HELLO_REFUSED
-    overdue: bool = False  # we have already waited longer than the health deadline
+    overdue: bool = False  # we have waited longer than the hung threshold (several health deadlines)
+    answered: bool = False  # some earlier attempt of this wait got a reply of any kind
+    timeouts: int = 0  # hello attempts in a row that timed out without a byte of answer (this one included)
 
 
 def judge(facts: Facts) -> str:
     """Pure: what to do about the current daemon, given the facts.
 
     The lifetime lock is the only proof of life or death: a dead pid, a garbage record
-    or a missing socket never override it. Killing requires that the holder is alive,
-    verified to be the process the daemon recorded (create time), and unresponsive past
-    the deadline.
+    or a missing socket never override it. A reply of any kind (a completed handshake, a
+    refusal at the connection cap) proves life, and a live daemon is never killed however
+    slow it is. Killing requires that the holder is alive, verified to be the process the
+    daemon recorded (create time), and has answered nothing — at least
+    :data:`HUNG_TIMEOUTS` hellos timed out and the hung threshold has passed.
     """
     if not facts.lifetime_held:
         return STALE
     if facts.hello == HELLO_OK:
         return LIVE
-    if facts.hello == HELLO_REJECTED:  # it answered, if only to say no: never a reason to kill
+    if facts.hello in REPLIED or facts.answered:
         return BUSY if facts.overdue else STARTING
-    if facts.hello == HELLO_TIMEOUT or facts.overdue:
-        if facts.holder_alive and facts.holder_verified:
-            return HUNG
-        return UNKNOWN if facts.overdue else STARTING
+    if not facts.overdue:
+        return STARTING
+    if not (facts.holder_alive and facts.holder_verified):
+        return UNKNOWN
+    if facts.hello == HELLO_TIMEOUT and facts.timeouts >= HUNG_TIMEOUTS:
+        return HUNG
+    if facts.hello == HELLO_REFUSED:
+        return DEAF
     return STARTING
 
 
@@ -232,6 +248,18 @@ class LifetimeLock:
         data = json.dumps(info).encode()
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
+
+    def still_at_path(self) -> bool:
+        """Does the path still name the file we locked? Someone may have deleted it (and a
+        new daemon may lock a new file there): then this process no longer owns the
+        daemon's files and must not touch them."""
+        if self._fd is None:
+            return False
+        try:
+            ours, there = os.fstat(self._fd), os.stat(self.path)
+        except OSError:
+            return False
+        return (ours.st_ino, ours.st_dev) == (there.st_ino, there.st_dev)
 
     def release(self) -> None:
         if self._fd is not None:

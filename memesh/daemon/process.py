@@ -30,6 +30,7 @@ import uuid
 import psutil
 
 from memesh import identity
+from memesh.backoff import backoff_delay
 from memesh.config import Settings, load_settings
 from memesh.daemon import lock as lockmod
 from memesh.daemon.clients import ClientRegistry
@@ -46,6 +47,7 @@ DAEMONIZE_ENV = "MEMESH_DAEMONIZE"
 CHECK_INTERVAL = 1.0  # seconds between checks that the socket and record are still ours
 TICK = 0.5  # longest sleep of the main loop when nothing is due sooner
 KEY_BYTES = 32
+RECORD_RETRY_CAP = 10.0  # seconds: longest pause between attempts to rewrite the record
 FLUSH_LIMIT = 2.0  # seconds a graceful stop waits for windows to collect computed answers
 
 
@@ -69,7 +71,10 @@ class Daemon:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self._record: lockmod.LockRecord | None = None
+        self._key: bytes | None = None
         self._published_count = -1
+        self._record_failures = 0
+        self._record_retry_at = 0.0  # monotonic time before which a failed record write is not retried
         self._signals: list[int] = []
         self.abandoned = 0  # calls still running when a forced stop closed the server
         self.failed = False  # the server's watchdog gave up: exit non-zero
@@ -92,6 +97,19 @@ class Daemon:
         if changed:
             self.coordinator.touch()
         self._wake()
+
+    def record_handover(self, info: dict, pid: object) -> None:
+        """Note which installation asked for the upgrade (see ``memesh.daemon.handover``)."""
+        from memesh.daemon import handover
+
+        version = str(info.get("version") or "")
+        try:
+            if handover.record(self.paths, version=version, pid=pid if isinstance(pid, int) else 0,
+                               executable=str(info.get("executable") or ""), daemon_version=identity.__version__):
+                log.info("memesh %s (pid %s, %s) asked for an upgrade; it starts the next daemon", version, pid,
+                         info.get("executable") or "interpreter unknown")
+        except OSError as exc:
+            log.warning("could not write the handover marker (%s); older clients may restart this version", exc)
 
     def request_stop(self, reason: str, force: bool = False) -> None:
         self.coordinator.request_stop(reason, force=force)
@@ -180,10 +198,15 @@ class Daemon:
         if not self.lifetime.acquire(wait=1.0):
             log.info("another daemon holds %s; not starting a second one", self.paths.lifetime_lock)
             return False
+        if not self.lifetime.still_at_path():  # deleted between our open and our lock: not the daemon's lock
+            self.lifetime.release()
+            log.info("%s was replaced while this daemon locked it; not starting", self.paths.lifetime_lock)
+            return False
         self.lifetime.write_holder({"pid": self.pid, "createTime": psutil.Process().create_time(), "instanceId": self.instance_id})
         self._clear_leftovers()
         key = os.urandom(KEY_BYTES)
         write_private(self.paths.key, key)
+        self._key = key
         self.services = self._open_services()
         objects = {"control": Control(self), **self.services}
         self.server = MeshServer(
@@ -200,6 +223,8 @@ class Daemon:
         lockmod.publish_record(self.paths.record, self._record)
         self._published_count = self._record.clientCount
         self.server.start()
+        self._settle_handover()
+        self.coordinator.touch()  # the idle clock starts when the daemon is ready, not when it began starting
         self.coordinator.transition(RUNNING, "ready")
         log.info(
             "daemon %s ready: pid %s, version %s, protocol %s, socket %s",
@@ -211,6 +236,14 @@ class Daemon:
         )
         return True
 
+    def _settle_handover(self) -> None:
+        from memesh.daemon import handover
+
+        try:
+            handover.settle(self.paths, identity.__version__)
+        except OSError as exc:
+            log.warning("could not clear the handover marker: %s", exc)
+
     # -- main loop ---------------------------------------------------------------------
     def _on_signal(self, signum, _frame) -> None:
         self._signals.append(signum)
@@ -220,14 +253,64 @@ class Daemon:
         record, present = lockmod.read_record(self.paths.record)
         if record is not None and record.instanceId == self.instance_id:
             return
-        if present and record is None:
+        if self._record_failures:
+            pass  # already failing to write it: _write_record reports (rarely) and retries
+        elif present and record is None:
             log.warning("lock record %s was damaged; rewriting it", self.paths.record)
         elif record is not None:
             log.warning("lock record names another daemon (pid %s) while this one holds the lifetime lock; rewriting it", record.pid)
         else:
             log.warning("lock record %s disappeared; rewriting it", self.paths.record)
-        self._record = self._make_record()
-        lockmod.update_record(self.paths.record, self._record)
+        self._write_record(self._make_record())
+
+    def _lost_ownership(self) -> str:
+        """Why this daemon no longer owns its files ("" while it does)."""
+        if not self.lifetime.still_at_path():
+            return f"lifetime lock {self.paths.lifetime_lock} was removed or replaced"
+        if not self.server.socket_is_ours():
+            return f"socket {self.paths.socket} was removed or replaced"
+        return ""
+
+    def _key_is_ours(self) -> bool:
+        try:
+            return self._key is not None and self.paths.key.read_bytes() == self._key
+        except OSError:
+            return False
+
+    def _check_key(self) -> None:
+        """Put our key back if it went missing or changed: clients need it to reach us."""
+        if self._key is None or self._key_is_ours():
+            return
+        try:
+            write_private(self.paths.key, self._key)
+            log.warning("authkey %s was missing or changed; rewrote it", self.paths.key)
+        except OSError as exc:
+            log.warning("authkey %s is missing or changed and could not be rewritten: %s", self.paths.key, exc)
+
+    def _write_record(self, record: lockmod.LockRecord) -> bool:
+        """Rewrite the record; a failure (disk full, read-only home) is logged and retried
+        later with backoff, never fatal: the lifetime lock, not the record, is the proof of
+        life, and clients find the daemon at its socket meanwhile."""
+        self._record = record
+        if time.monotonic() < self._record_retry_at:
+            return False
+        if not self.lifetime.still_at_path():
+            return False  # the files are no longer ours (the loop notices and stops)
+        try:
+            lockmod.update_record(self.paths.record, record)
+        except OSError as exc:
+            self._record_failures += 1
+            delay = backoff_delay(self._record_failures - 1, base=0.5, cap=RECORD_RETRY_CAP, rand=0.0)
+            self._record_retry_at = time.monotonic() + delay
+            if self._record_failures == 1 or self._record_failures % 20 == 0:
+                log.warning("could not rewrite the lock record %s (%s; attempt %d); serving on and retrying in %.1fs",
+                            self.paths.record, exc, self._record_failures, delay)
+            return False
+        if self._record_failures:
+            log.info("lock record %s rewritten after %d failed attempt(s)", self.paths.record, self._record_failures)
+        self._record_failures = 0
+        self._record_retry_at = 0.0
+        return True
 
     def loop(self) -> None:
         next_check = time.monotonic() + CHECK_INTERVAL
@@ -250,15 +333,17 @@ class Daemon:
                 return
             count = self.clients.count()
             if count != self._published_count and self._record is not None:
-                self._record = self._record._replace(clientCount=count)
-                lockmod.update_record(self.paths.record, self._record)
-                self._published_count = count
+                if self._write_record(self._record._replace(clientCount=count)):
+                    self._published_count = count
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_INTERVAL
-                if not self.server.socket_is_ours():
-                    log.error("socket %s no longer belongs to this daemon; exiting without touching it", self.paths.socket)
-                    self.coordinator.request_stop("socket replaced", force=True)
+                lost = self._lost_ownership()
+                if lost:
+                    log.error("%s; this daemon can no longer be found, so it finishes its calls and exits, touching "
+                              "no file it does not own", lost)
+                    self.coordinator.request_stop(lost)
                     return
+                self._check_key()
                 self._check_record()
                 self.clients.reap()
                 self.clients.kick_unauthenticated(self.settings.seconds("daemon.auth_timeout"))
@@ -308,11 +393,14 @@ class Daemon:
                 except Exception:
                     log.exception("closing a shared object")
         if self.lifetime.held:
+            # Only what is still ours: after the files were deleted a newer daemon may own
+            # the record and key at these paths (the server unlinks only its own socket).
             lockmod.remove_record_if(self.paths.record, self.instance_id)
-            try:
-                os.unlink(self.paths.key)
-            except OSError:
-                pass
+            if self._key_is_ours():
+                try:
+                    os.unlink(self.paths.key)
+                except OSError:
+                    pass
         self.lifetime.release()
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from multiprocessing import connection as mpc
 
 from memesh.backoff import backoff_delay
 from memesh.config import SOURCE_DEFAULT, Settings, env_name
+from memesh._version import __version__
+from memesh.daemon import handover
 from memesh.daemon import lock as lockmod
 from memesh.daemon.channel import Channel, HelloTimeout
 from memesh import lazylog
@@ -37,6 +38,10 @@ READY_FD_ENV = "MEMESH_READY_FD"
 DAEMONIZE_ENV = "MEMESH_DAEMONIZE"
 LOG_TAIL_LINES = 20
 KILL_WAIT = 5.0  # seconds for the kernel to release a killed daemon's lifetime lock
+TERM_GRACE = 3.0  # seconds a hung daemon has to exit after SIGTERM before SIGKILL
+HUNG_AFTER = 2  # health deadlines a contender waits, with no reply of any kind, before judging a daemon hung
+SPAWN_BACKOFF_BASE = 1.0  # seconds before a new start after one failed start of this home
+SPAWN_BACKOFF_CAP = 30.0  # …doubling per failure up to this
 
 
 def log_tail(paths: Paths, lines: int = LOG_TAIL_LINES) -> str:
@@ -73,6 +78,14 @@ def socket_candidates(paths: Paths) -> list[str]:
     return candidates
 
 
+_OUTCOME_RANK = {lockmod.HELLO_REFUSED: 0, lockmod.HELLO_TIMEOUT: 1, lockmod.HELLO_REJECTED: 2, lockmod.HELLO_SLOW: 3}
+
+
+def _stronger(a: str, b: str) -> str:
+    """Of two hello outcomes, the one that says more about the daemon being alive."""
+    return a if _OUTCOME_RANK[a] >= _OUTCOME_RANK[b] else b
+
+
 def try_hello(paths: Paths, settings: Settings, info: dict, name: str) -> tuple[Channel | None, dict | None, str]:
     """One attempt: connect, authenticate, say hello. Returns (channel, hello, outcome)."""
     timeout = settings.seconds("daemon.health_timeout")
@@ -85,14 +98,13 @@ def try_hello(paths: Paths, settings: Settings, info: dict, name: str) -> tuple[
         try:
             channel = Channel.open(path, key, timeout, name=name)
         except HelloTimeout:
-            outcome = lockmod.HELLO_TIMEOUT
+            outcome = _stronger(outcome, lockmod.HELLO_TIMEOUT)
             continue
         except (EOFError, ConnectionResetError, BrokenPipeError, mpc.AuthenticationError) as exc:
             # Someone listening closed the handshake (a daemon at its connection cap) or
             # failed it (the key changed under us): alive and answering, not hung.
             log.debug("hello at %s rejected: %r", path, exc)
-            if outcome == lockmod.HELLO_REFUSED:
-                outcome = lockmod.HELLO_REJECTED
+            outcome = _stronger(outcome, lockmod.HELLO_REJECTED)
             continue
         except (OSError, ValueError) as exc:  # no socket, connection refused
             log.debug("hello at %s failed: %r", path, exc)
@@ -101,15 +113,18 @@ def try_hello(paths: Paths, settings: Settings, info: dict, name: str) -> tuple[
             hello = channel.call("control", "hello", (info,), timeout=timeout)
         except Exception as exc:
             channel.close()
-            # A kernel receive timeout surfaces as EAGAIN (BlockingIOError) under ChannelBroken.
-            if isinstance(exc.__cause__, (BlockingIOError, TimeoutError)):
-                outcome = lockmod.HELLO_TIMEOUT
+            # The handshake completed, so the daemon is alive: a slow hello is "slow", any
+            # other failure a reply of sorts. A kernel receive timeout surfaces as EAGAIN
+            # (BlockingIOError) under ChannelBroken.
+            slow = isinstance(exc.__cause__, (BlockingIOError, TimeoutError))
+            log.debug("hello at %s after the handshake failed: %r", path, exc)
+            outcome = _stronger(outcome, lockmod.HELLO_SLOW if slow else lockmod.HELLO_REJECTED)
             continue
         return channel, hello, lockmod.HELLO_OK
     return None, None, outcome
 
 
-def gather_facts(paths: Paths, hello: str, overdue: bool) -> tuple[lockmod.Facts, dict]:
+def gather_facts(paths: Paths, hello: str, overdue: bool, *, answered: bool = False, timeouts: int = 0) -> tuple[lockmod.Facts, dict]:
     held = lockmod.lifetime_held(paths.lifetime_lock)
     holder = lockmod.read_holder(paths.lifetime_lock) if held else {}
     alive = verified = False
@@ -124,7 +139,9 @@ def gather_facts(paths: Paths, hello: str, overdue: bool) -> tuple[lockmod.Facts
             verified = alive and isinstance(created, (int, float)) and lockmod.create_times_match(float(created), proc.create_time())
         except Exception:
             alive = verified = False
-    return lockmod.Facts(lifetime_held=held, holder_alive=alive, holder_verified=verified, hello=hello, overdue=overdue), holder
+    facts = lockmod.Facts(lifetime_held=held, holder_alive=alive, holder_verified=verified, hello=hello, overdue=overdue,
+                          answered=answered, timeouts=timeouts)
+    return facts, holder
 
 
 def wait_lifetime_free(paths: Paths, timeout: float) -> bool:
@@ -139,11 +156,27 @@ def wait_lifetime_free(paths: Paths, timeout: float) -> bool:
 
 
 def kill_hung(paths: Paths, holder: dict) -> None:
+    """Terminate the verified holder: SIGTERM, then SIGKILL after a grace (at once if it is
+    stopped, since a stopped process only acts on SIGTERM once continued)."""
+    import psutil
+
     pid = holder["pid"]
-    log.warning("daemon pid %s holds the lock but does not answer; terminating it", pid)
     try:
-        os.kill(pid, signal.SIGKILL)  # a stopped process ignores SIGTERM until continued
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        created = holder.get("createTime")
+        if not (isinstance(created, (int, float)) and lockmod.create_times_match(float(created), proc.create_time())):
+            raise DaemonUnreachable(f"pid {pid} is no longer the daemon that holds {paths.lifetime_lock}; not killing it")
+        stopped = proc.status() == psutil.STATUS_STOPPED
+        if stopped:
+            log.warning("daemon pid %s holds the lock but is stopped and does not answer; killing it", pid)
+        else:
+            log.warning("daemon pid %s holds the lock but has not answered at all; terminating it", pid)
+            proc.terminate()  # psutil checks the pid was not reused before signalling
+            if wait_lifetime_free(paths, TERM_GRACE):
+                return
+            log.warning("daemon pid %s did not exit within %.0fs of SIGTERM; killing it", pid, TERM_GRACE)
+        proc.kill()
+    except psutil.NoSuchProcess:
         pass
     if not wait_lifetime_free(paths, KILL_WAIT):
         raise DaemonUnreachable(f"killed hung daemon pid {pid} but its lock {paths.lifetime_lock} was not released")
@@ -220,16 +253,54 @@ def ensure_daemon(settings: Settings, paths: Paths, info: dict, *, start: bool =
         wait_for_handover(paths, settings)
     if not start:
         raise DaemonUnreachable("the daemon does not answer") if outcome == lockmod.HELLO_TIMEOUT else _not_running(paths)
-    import filelock  # imported here: ~60 ms that the fast path above never pays
-
     ensure_layout(paths)
+    yielded_until = time.monotonic() + handover_max_age(settings)
+    attempt = 0
+    while True:
+        try:
+            return _elect(settings, paths, info, name)
+        except _NewerOnItsWay as newer:
+            # A newer installation asked for this handover: its daemon, not one of ours,
+            # comes next. Wait outside the start lock (it needs it) and use its daemon.
+            if time.monotonic() > yielded_until:
+                raise DaemonStartError(f"memesh {newer.version} (pid {newer.pid}) asked to take over the daemon but has not "
+                                       f"started one in {handover_max_age(settings):.0f}s") from None
+            if attempt == 0:
+                log.info("memesh %s (pid %s) is taking over the daemon; waiting for it", newer.version, newer.pid)
+            time.sleep(backoff_delay(attempt, base=0.02, cap=0.25, rand=0.0))
+            attempt += 1
+            channel, hello, _ = try_hello(paths, settings, info, name)
+            if channel is not None:
+                if hello.get("state") != "draining":
+                    return channel, hello
+                channel.close()
+
+
+def handover_max_age(settings: Settings) -> float:
+    """How long a handover marker holds back older contenders: the asker's drain wait, plus a start."""
+    return settings.seconds("daemon.drain_timeout") + 2 * settings.seconds("daemon.health_timeout") + settings.seconds("daemon.ready_timeout") + 5.0
+
+
+class _NewerOnItsWay(Exception):
+    def __init__(self, marker: dict):
+        super().__init__(marker)
+        self.version = marker.get("version")
+        self.pid = marker.get("pid")
+
+
+def _elect(settings: Settings, paths: Paths, info: dict, name: str) -> tuple[Channel, dict]:
+    """Under the start lock: find, wait for, replace or start the daemon (see the module docs)."""
+    import filelock  # imported here: ~60 ms that the fast path never pays
+
     health = settings.seconds("daemon.health_timeout")
-    budget = settings.seconds("daemon.ready_timeout") + 3 * health + KILL_WAIT
+    budget = settings.seconds("daemon.ready_timeout") + (HUNG_AFTER + 2) * health + TERM_GRACE + KILL_WAIT
     deadline = time.monotonic() + budget
     try:
         with filelock.FileLock(str(paths.start_lock), timeout=budget, mode=0o600):
             waiting_since = time.monotonic()
             attempt = 0
+            answered = False  # any reply at all during this wait proves the daemon alive
+            timeouts = 0  # hellos in a row that timed out without a byte of answer
             while True:
                 channel, hello, outcome = try_hello(paths, settings, info, name)
                 if channel is not None:
@@ -238,19 +309,31 @@ def ensure_daemon(settings: Settings, paths: Paths, info: dict, *, start: bool =
                         wait_for_handover(paths, settings)
                         continue
                     return channel, hello
-                overdue = time.monotonic() - waiting_since > health
-                facts, holder = gather_facts(paths, outcome, overdue)
+                answered = answered or outcome in lockmod.REPLIED
+                timeouts = timeouts + 1 if outcome == lockmod.HELLO_TIMEOUT else 0
+                overdue = time.monotonic() - waiting_since > HUNG_AFTER * health
+                facts, holder = gather_facts(paths, outcome, overdue, answered=answered, timeouts=timeouts)
                 verdict = lockmod.judge(facts)
                 log.debug("lock judgement %s from %s", verdict, facts)
                 if verdict == lockmod.STALE:
-                    line = spawn_daemon(settings, paths)
-                    log.debug("spawned daemon: %s", line)
+                    pending, marker = handover.check(paths, __version__, handover_max_age(settings))
+                    if pending == handover.WAIT:
+                        raise _NewerOnItsWay(marker)
+                    _spawn_with_backoff(settings, paths)
+                    answered, timeouts, waiting_since = False, 0, time.monotonic()
                 elif verdict == lockmod.HUNG:
                     kill_hung(paths, holder)
                 elif verdict == lockmod.BUSY:
                     raise DaemonUnreachable(
-                        f"the daemon (pid {holder.get('pid', '?')}) is running but turns new connections away; it may be at "
-                        f"daemon.max_connections ({settings['daemon.max_connections']}). Close some clients or raise the limit"
+                        f"the daemon (pid {holder.get('pid', '?')}) is running but does not serve new connections in time; it "
+                        f"may be at daemon.max_connections ({settings['daemon.max_connections']}) or very busy. Close some "
+                        "clients or raise the limit; `memesh daemon status` shows what it is doing"
+                    )
+                elif verdict == lockmod.DEAF:
+                    raise DaemonUnreachable(
+                        f"the daemon (pid {holder.get('pid', '?')}) is running but nothing answers at {paths.socket} (its "
+                        "socket or key is missing); it replaces them or exits by itself within seconds. If it does not, "
+                        "stop it with `memesh daemon stop --force`"
                     )
                 elif verdict == lockmod.UNKNOWN:
                     raise DaemonUnreachable(
@@ -264,6 +347,39 @@ def ensure_daemon(settings: Settings, paths: Paths, info: dict, *, start: bool =
                     raise DaemonStartError(f"no daemon became available within {budget:.0f}s. Last lines of {paths.log}:\n{log_tail(paths)}")
     except filelock.Timeout:
         raise DaemonStartError(f"another process has held {paths.start_lock} for over {budget:.0f}s while starting a daemon") from None
+
+
+# Failed starts per home in this process: (failures in a row, monotonic time before which
+# no new start is tried). A home whose daemon cannot start (read-only, disk full) must not
+# make a window spawn a failing daemon in a tight loop.
+_spawn_failures: dict[str, tuple[int, float]] = {}
+
+
+def spawn_backoff_left(paths: Paths, now: float | None = None) -> float:
+    """Seconds until this process may try to start a daemon for this home again (0: now)."""
+    failures, not_before = _spawn_failures.get(str(paths.home), (0, 0.0))
+    return max(0.0, not_before - (time.monotonic() if now is None else now))
+
+
+def _spawn_with_backoff(settings: Settings, paths: Paths) -> str:
+    key = str(paths.home)
+    failures, _ = _spawn_failures.get(key, (0, 0.0))
+    left = spawn_backoff_left(paths)
+    if left > 0:
+        raise DaemonStartError(
+            f"the last {failures} attempt(s) to start the memesh daemon failed; not trying again for {left:.1f}s. "
+            f"Last lines of {paths.log}:\n{log_tail(paths)}"
+        )
+    try:
+        line = spawn_daemon(settings, paths)
+    except (DaemonStartError, OSError):
+        delay = backoff_delay(failures, base=SPAWN_BACKOFF_BASE, cap=SPAWN_BACKOFF_CAP, rand=0.0)
+        _spawn_failures[key] = (failures + 1, time.monotonic() + delay)
+        log.warning("starting the daemon failed (%d in a row); the next start waits %.0fs", failures + 1, delay)
+        raise
+    _spawn_failures.pop(key, None)
+    log.debug("spawned daemon: %s", line)
+    return line
 
 
 def _not_running(paths: Paths) -> Exception:

@@ -2,10 +2,13 @@
 never displaced by mistake; plus the pure ``judge`` over worked examples."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -14,9 +17,11 @@ import psutil
 import pytest
 
 from memesh.daemon import lock as lockmod
-from memesh.daemon.lock import (BUSY, HELLO_OK, HELLO_REFUSED, HELLO_REJECTED, HELLO_TIMEOUT, HUNG, LIVE, STALE, STARTING,
+from memesh.daemon.lock import (BUSY, DEAF, HELLO_OK, HELLO_REFUSED, HELLO_REJECTED, HELLO_SLOW, HELLO_TIMEOUT, HUNG, LIVE, STALE,
+                                STARTING,
                                 UNKNOWN, Facts, judge)
 from memesh.daemon.channel import Channel
+from memesh.daemon.spawn import HUNG_AFTER
 from tests.support import is_dead, wait_until
 
 
@@ -176,7 +181,7 @@ def test_a_sigstopped_daemon_is_killed_and_replaced_after_the_health_deadline_an
         done = memesh_home.cli("daemon", "start", env=env)
         elapsed = time.monotonic() - started
         assert done.returncode == 0, done.stderr
-    assert elapsed >= health_ms / 1000, "the hung daemon was replaced before its health deadline"
+    assert elapsed >= HUNG_AFTER * health_ms / 1000, "the hung daemon was replaced after one slow hello"
     assert is_dead(old_proc)
     new = memesh_home.record()["pid"]
     assert new != old and memesh_home.holder()["pid"] == new
@@ -188,22 +193,33 @@ def test_a_sigstopped_daemon_is_killed_and_replaced_after_the_health_deadline_an
 # --------------------------------------------------------------------------- judge, pure
 
 
+V = dict(lifetime_held=True, holder_alive=True, holder_verified=True)  # a verified, running holder
+
+
 @pytest.mark.parametrize(
     ("facts", "verdict"),
     [
         (Facts(lifetime_held=False), STALE),
         (Facts(lifetime_held=False, holder_alive=True, holder_verified=True, hello=HELLO_OK), STALE),
         (Facts(lifetime_held=True, hello=HELLO_OK), LIVE),
-        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_OK, overdue=True), LIVE),
+        (Facts(**V, hello=HELLO_OK, overdue=True), LIVE),
         (Facts(lifetime_held=True, hello=HELLO_REFUSED), STARTING),
-        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REFUSED), STARTING),
-        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_TIMEOUT), HUNG),
-        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REFUSED, overdue=True), HUNG),
+        (Facts(**V, hello=HELLO_REFUSED), STARTING),
+        # One slow hello is never "hung"; silence past the threshold, twice over, is.
+        (Facts(**V, hello=HELLO_TIMEOUT, timeouts=1), STARTING),
+        (Facts(**V, hello=HELLO_TIMEOUT, timeouts=2), STARTING),
+        (Facts(**V, hello=HELLO_TIMEOUT, timeouts=1, overdue=True), STARTING),
+        (Facts(**V, hello=HELLO_TIMEOUT, timeouts=2, overdue=True), HUNG),
+        # Any reply proves life, now or earlier in the wait.
+        (Facts(**V, hello=HELLO_SLOW, overdue=True), BUSY),
+        (Facts(**V, hello=HELLO_TIMEOUT, timeouts=2, overdue=True, answered=True), BUSY),
+        # Not listening (socket or key gone) is reported, never killed.
+        (Facts(**V, hello=HELLO_REFUSED, overdue=True), DEAF),
         (Facts(lifetime_held=True, holder_alive=True, holder_verified=False, hello=HELLO_TIMEOUT), STARTING),
-        (Facts(lifetime_held=True, holder_alive=True, holder_verified=False, hello=HELLO_TIMEOUT, overdue=True), UNKNOWN),
+        (Facts(lifetime_held=True, holder_alive=True, holder_verified=False, hello=HELLO_TIMEOUT, timeouts=3, overdue=True), UNKNOWN),
         (Facts(lifetime_held=True, holder_alive=False, hello=HELLO_REFUSED, overdue=True), UNKNOWN),
-        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REJECTED), STARTING),
-        (Facts(lifetime_held=True, holder_alive=True, holder_verified=True, hello=HELLO_REJECTED, overdue=True), BUSY),
+        (Facts(**V, hello=HELLO_REJECTED), STARTING),
+        (Facts(**V, hello=HELLO_REJECTED, overdue=True), BUSY),
     ],
 )
 def test_judge_examples(facts, verdict):
@@ -211,9 +227,143 @@ def test_judge_examples(facts, verdict):
 
 
 def test_judge_only_kills_a_verified_holder_that_failed_to_answer():
-    for held, alive, verified, hello, overdue in itertools.product(
-        (False, True), (False, True), (False, True), (HELLO_OK, HELLO_TIMEOUT, HELLO_REFUSED, HELLO_REJECTED), (False, True)
+    for held, alive, verified, hello, overdue, answered, timeouts in itertools.product(
+        (False, True), (False, True), (False, True), (HELLO_OK, HELLO_TIMEOUT, HELLO_SLOW, HELLO_REFUSED, HELLO_REJECTED),
+        (False, True), (False, True), (0, 1, 2, 3)
     ):
-        verdict = judge(Facts(held, alive, verified, hello, overdue))
+        verdict = judge(Facts(held, alive, verified, hello, overdue, answered, timeouts))
         if verdict == HUNG:
-            assert held and alive and verified and hello in (HELLO_TIMEOUT, HELLO_REFUSED)
+            assert held and alive and verified and hello == HELLO_TIMEOUT and overdue and not answered and timeouts >= 2
+
+
+# --------------------------------------------------------------------------- files deleted under a live daemon
+
+
+def daemon_files(home) -> list:
+    files = {home.path / name for name in os.listdir(home.path) if name.startswith("daemon.")} | {home.paths.socket}
+    return sorted(files)
+
+
+def still_running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_deleting_a_live_daemons_files_leaves_one_healthy_successor_whose_files_the_old_daemon_never_touches(memesh_home):
+    old = memesh_home.start_daemon()
+    for path in daemon_files(memesh_home):
+        os.unlink(path)
+    new = memesh_home.start_daemon()  # nothing left to find the old daemon by: a new one is elected
+    assert new != old
+    wait_until(lambda: not still_running(old), 15, "the orphaned daemon to notice and exit by itself")
+    assert still_running(new), "the successor was killed"
+    done = memesh_home.cli("daemon", "status", "--json")
+    assert done.returncode == 0, f"status after the old daemon left: {done.returncode} {done.stdout} {done.stderr}"
+    assert json.loads(done.stdout)["pid"] == new
+    assert answers(memesh_home)["pid"] == new
+    assert memesh_home.record()["pid"] == new and memesh_home.holder()["pid"] == new
+    assert "was removed or replaced" in memesh_home.log_text()
+    # The next window finds the successor healthy and uses it (nothing is killed or respawned).
+    assert memesh_home.start_daemon() == new and still_running(new)
+
+
+def test_deleting_only_the_lifetime_lock_then_restart_gives_exactly_one_healthy_daemon(memesh_home):
+    from tests.daemon.test_lifecycle import SLOW_BATCH, SlowCall
+
+    old = memesh_home.start_daemon()
+    worker = memesh_home.connect(name="worker")
+    call = SlowCall(worker, 3 * SLOW_BATCH)  # keeps the old daemon draining for a while
+    call.start()
+    watcher = memesh_home.connect(name="watcher")
+    wait_until(lambda: watcher.control.status()["inflight"] >= 1, 10, "the slow call to be in flight")
+    os.unlink(memesh_home.paths.lifetime_lock)
+    done = memesh_home.cli("daemon", "restart")
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: not still_running(old), 30, "the old daemon to exit")
+    call.join(timeout=30)
+    new = memesh_home.record()["pid"]
+    assert new != old and still_running(new)
+    assert [p.pid for p in memesh_home.daemons()] == [new]
+    status = memesh_home.cli("daemon", "status", "--json")
+    assert status.returncode == 0 and json.loads(status.stdout)["pid"] == new, (status.returncode, status.stdout)
+    assert memesh_home.paths.key.exists() and answers(memesh_home)["pid"] == new
+
+
+def test_a_hung_daemon_that_is_not_stopped_gets_sigterm_before_any_sigkill(memesh_home):
+    from memesh.daemon.spawn import kill_hung
+
+    holder_code = (
+        "import fcntl, json, os, signal, sys, time, psutil\n"
+        f"fd = os.open({str(memesh_home.paths.lifetime_lock)!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, json.dumps({'pid': os.getpid(), 'createTime': psutil.Process().create_time()}).encode())\n"
+        "def term(*_):\n"
+        "    print('got SIGTERM', flush=True)\n"
+        "    os._exit(0)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        "print('locked', flush=True)\n"
+        "while True: time.sleep(1)\n"
+    )
+    holder = memesh_home.popen_python(holder_code)
+    assert holder.stdout.readline().strip() == "locked"
+    kill_hung(memesh_home.paths, memesh_home.holder())
+    assert holder.wait(timeout=10) == 0, "the holder was killed without a SIGTERM first"
+    assert holder.stdout.read().strip() == "got SIGTERM"
+    assert not memesh_home.lifetime_held()
+
+
+# --------------------------------------------------------------------------- a home that cannot be written
+
+
+@contextlib.contextmanager
+def read_only_directory(path):
+    """Make ``path`` refuse new entries, renames and deletions even to root (``chattr +i``)."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not available to make a directory read-only for root")
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i is not permitted here: {made.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_daemon_that_cannot_rewrite_its_record_keeps_serving_and_catches_up_later(memesh_home):
+    pid = memesh_home.start_daemon()
+    with read_only_directory(memesh_home.path):
+        window = memesh_home.connect(name="window")  # the client count changes: the record must be rewritten
+        wait_until(lambda: any(text in memesh_home.log_text() for text in ("could not rewrite the lock record", "internal error")),
+                   10, "the record rewrite to fail")
+        assert "internal error" not in memesh_home.log_text(), "the daemon died of a failed record rewrite"
+        assert "could not rewrite the lock record" in memesh_home.log_text()
+        assert window.control.ping() and still_running(pid)
+        assert memesh_home.record()["clientCount"] == 0  # not rewritten yet
+        assert memesh_home.cli("daemon", "status").returncode == 0
+    wait_until(lambda: memesh_home.record()["clientCount"] == 1, 30, "the record to be rewritten once the home is writable")
+    assert memesh_home.record()["pid"] == pid and answers(memesh_home)["pid"] == pid
+    assert "internal error" not in memesh_home.log_text()
+
+
+def test_a_home_where_no_daemon_can_start_is_not_retried_in_a_tight_loop(memesh_home):
+    from memesh.daemon.spawn import ensure_daemon, spawn_backoff_left
+    from memesh.errors import DaemonStartError
+
+    memesh_home.start_daemon()
+    assert memesh_home.cli("daemon", "stop").returncode == 0
+    memesh_home.wait_daemon_gone()
+    settings = memesh_home.settings()
+    info = {"session": "backoff-test", "kind": "cli"}
+    with read_only_directory(memesh_home.path):
+        failures = []
+        for _ in range(5):
+            with pytest.raises(DaemonStartError) as raised:
+                ensure_daemon(settings, memesh_home.paths, info, name="backoff-test")
+            failures.append(str(raised.value))
+        started = memesh_home.log_text().count("daemon failed to start")
+        assert started == 1, f"{started} daemons were started for 5 attempts in a row"
+        assert all("not trying again" in text for text in failures[1:]), failures[1]
+        assert spawn_backoff_left(memesh_home.paths) > 0
+    wait_until(lambda: memesh_home.daemons() == [], 10, "the daemon that failed to start to exit")
