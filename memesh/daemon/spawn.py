@@ -25,7 +25,6 @@ from multiprocessing import connection as mpc
 from memesh.backoff import backoff_delay
 from memesh.config import SOURCE_DEFAULT, Settings, env_name
 from memesh._version import __version__
-from memesh.daemon import handover
 from memesh.daemon import lock as lockmod
 from memesh.daemon.channel import Channel, HelloTimeout
 from memesh import lazylog
@@ -316,6 +315,8 @@ def _elect(settings: Settings, paths: Paths, info: dict, name: str) -> tuple[Cha
                 verdict = lockmod.judge(facts)
                 log.debug("lock judgement %s from %s", verdict, facts)
                 if verdict == lockmod.STALE:
+                    from memesh.daemon import handover  # only on the way to a start, never on the fast path
+
                     pending, marker = handover.check(paths, __version__, handover_max_age(settings))
                     if pending == handover.WAIT:
                         raise _NewerOnItsWay(marker)
