@@ -37,6 +37,7 @@ READY_FD_ENV = "MEMESH_READY_FD"
 DAEMONIZE_ENV = "MEMESH_DAEMONIZE"
 LOG_TAIL_LINES = 20
 KILL_WAIT = 5.0  # seconds for the kernel to release a killed daemon's lifetime lock
+DEAF_PATIENCE = 0.5  # seconds before the start deadline at which a daemon that does not listen is reported
 TERM_GRACE = 3.0  # seconds a hung daemon has to exit after SIGTERM before SIGKILL
 HUNG_AFTER = 2  # health deadlines a contender waits, with no reply of any kind, before judging a daemon hung
 SPAWN_BACKOFF_BASE = 1.0  # seconds before a new start after one failed start of this home
@@ -330,18 +331,20 @@ def _elect(settings: Settings, paths: Paths, info: dict, name: str) -> tuple[Cha
                         f"may be at daemon.max_connections ({settings['daemon.max_connections']}) or very busy. Close some "
                         "clients or raise the limit; `memesh daemon status` shows what it is doing"
                     )
-                elif verdict == lockmod.DEAF:
+                elif verdict == lockmod.DEAF and time.monotonic() + DEAF_PATIENCE > deadline:
+                    # Until then it is waited for like a starting daemon: one whose socket
+                    # or key went away repairs the key or drains and exits by itself.
                     raise DaemonUnreachable(
                         f"the daemon (pid {holder.get('pid', '?')}) is running but nothing answers at {paths.socket} (its "
-                        "socket or key is missing); it replaces them or exits by itself within seconds. If it does not, "
-                        "stop it with `memesh daemon stop --force`"
+                        f"socket or key is missing) and it has not recovered within {budget:.0f}s; stop it with "
+                        "`memesh daemon stop --force`"
                     )
                 elif verdict == lockmod.UNKNOWN:
                     raise DaemonUnreachable(
                         f"a process holds {paths.lifetime_lock} but does not answer and cannot be verified as a memesh daemon "
                         f"(holder {holder or 'unknown'}); check it with `memesh daemon status` and stop it by hand"
                     )
-                else:
+                else:  # STARTING, or DEAF with time left
                     time.sleep(backoff_delay(attempt, base=0.01, cap=0.2, rand=0.0))
                     attempt += 1
                 if time.monotonic() > deadline:

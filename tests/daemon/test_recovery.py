@@ -291,6 +291,16 @@ def test_deleting_only_the_lifetime_lock_then_restart_gives_exactly_one_healthy_
     assert memesh_home.paths.key.exists() and answers(memesh_home)["pid"] == new
 
 
+def test_a_daemon_whose_key_was_deleted_is_waited_for_and_reused_never_killed(memesh_home):
+    pid = memesh_home.start_daemon()
+    os.unlink(memesh_home.paths.key)
+    # A window arriving now cannot authenticate: the daemon must not be judged hung for
+    # that; it puts its key back and the window uses it.
+    assert memesh_home.start_daemon() == pid
+    assert still_running(pid) and answers(memesh_home)["pid"] == pid
+    assert "rewrote it" in memesh_home.log_text()
+
+
 def test_a_hung_daemon_that_is_not_stopped_gets_sigterm_before_any_sigkill(memesh_home):
     from memesh.daemon.spawn import kill_hung
 
