@@ -72,7 +72,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "daemon.idle_timeout": (300000, _int_range(0, 30 * _DAY_MS), "ms with no client before the daemon exits (0 = never)"),
     "daemon.log_level": ("info", _log_level, "daemon log level: debug, info, warn, error"),
     "daemon.auth_timeout": (10000, _int_range(50, 600000), "ms a new connection has to authenticate"),
-    "daemon.health_timeout": (3000, _int_range(50, 600000), "ms a live-looking daemon has to answer before it is judged hung"),
+    "daemon.health_timeout": (3000, _int_range(50, 600000), "ms one hello may take; silent for two of them in a row, a daemon is judged hung"),
     "daemon.ready_timeout": (10000, _int_range(100, 600000), "ms a client waits for a spawned daemon to become ready"),
     "daemon.heartbeat_interval": (5000, _int_range(50, 3600000), "ms between the calls a client promises; 3 missed = gone"),
     "daemon.drain_timeout": (30000, _int_range(0, 3600000), "ms a graceful stop waits for in-flight work"),
