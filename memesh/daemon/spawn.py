@@ -168,9 +168,10 @@ def kill_hung(paths: Paths, holder: dict) -> None:
             raise DaemonUnreachable(f"pid {pid} is no longer the daemon that holds {paths.lifetime_lock}; not killing it")
         stopped = proc.status() == psutil.STATUS_STOPPED
         if stopped:
-            log.warning("daemon pid %s holds the lock but is stopped and does not answer; killing it", pid)
+            log.warning("daemon pid %s holds the lock but is stopped and does not answer; terminating it (SIGKILL)", pid)
         else:
-            log.warning("daemon pid %s holds the lock but has not answered at all; terminating it", pid)
+            log.warning("daemon pid %s holds the lock but has not answered at all; terminating it (SIGTERM, then SIGKILL "
+                        "after %.0fs)", pid, TERM_GRACE)
             proc.terminate()  # psutil checks the pid was not reused before signalling
             if wait_lifetime_free(paths, TERM_GRACE):
                 return

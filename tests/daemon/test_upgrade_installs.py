@@ -77,6 +77,17 @@ def installs():
         shutil.rmtree(base, ignore_errors=True)
 
 
+OPENED: list[StdioServer] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_windows(memesh_home):
+    """Kill every window a test opened (by process group), before the home's own teardown."""
+    yield
+    while OPENED:
+        OPENED.pop().kill()
+
+
 class Install:
     """One installation driven against a shared home."""
 
@@ -95,7 +106,7 @@ class Install:
 
     def window(self) -> StdioServer:
         window = StdioServer([str(self.bin / "memesh")], self.env)
-        self.home._children.append(window.proc)  # stopped (by process group) at teardown
+        OPENED.append(window)  # stopped (by process group) after the test, whatever happens
         window.initialize()
         return window
 
