@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import sys
+import time
 
 import argh
 
