@@ -36,6 +36,10 @@ setup(
         "tqdm>=4.60",
         # PEP 440 versions (0.2.0rc1, 0.2.0.post1) compared as pip compares them.
         "packaging>=22",
+        # The A2A front door: the official A2A SDK's server side (JSON-RPC, SSE, types) and
+        # a real ASGI server for it, imported by the daemon only after it is ready.
+        "a2a-sdk[http-server]==1.3.0",
+        "uvicorn>=0.30",
     ],
     extras_require={"test": TEST_REQUIRES},
     entry_points={"console_scripts": ["memesh=memesh.cli.main:main"]},

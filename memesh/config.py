@@ -82,6 +82,11 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "daemon.max_message_bytes": (10 * MiB, _int_range(1024, 1024 * MiB), "largest message the daemon reads"),
     "daemon.auto_upgrade": (True, _bool, "a newer client asks an older compatible daemon to hand over"),
     "proxy.reconnect_budget": (30000, _int_range(100, 3600000), "ms a window's requests wait for a daemon before they are answered with an error"),
+    "a2a.enabled": (True, _bool, "serve the A2A front door (HTTP, 127.0.0.1 only) from the daemon"),
+    "a2a.port": (7733, _int_range(0, 65535), "A2A port; the next free one if taken; 0 = any free port"),
+    "a2a.channel": (False, _bool, "push new A2A tasks into Claude Code windows as channel events"),
+    "a2a.blocking_timeout": (60000, _int_range(100, 3600000), "ms a blocking SendMessage waits for the window's answer"),
+    "a2a.task_ttl": (86400000, _int_range(1000, 30 * _DAY_MS), "ms an unanswered task waits before it fails"),
 }
 
 DEFAULTS: dict[str, Any] = {key: spec[0] for key, spec in SCHEMA.items()}

@@ -85,6 +85,12 @@ class ValidationError(MemeshError):
     exit_code = 2
 
 
+class A2AUnavailable(MemeshError):
+    """The A2A front door is not running in this daemon (disabled, failed, or still starting)."""
+
+    exit_code = 3
+
+
 class NotFound(MemeshError):
     """The named thing (entity, memory, task, …) does not exist."""
 

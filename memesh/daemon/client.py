@@ -33,6 +33,7 @@ READ_ONLY = {
     "control": {"hello", "ping", "heartbeat", "status", "bye"},
     "graph": {"read_graph", "search_nodes", "open_nodes", "stats"},
     "memory": {"recall", "list", "stats"},
+    "a2a": {"agents", "inbox", "tasks", "get_task", "status"},
 }
 MAX_ATTEMPTS = 4
 
@@ -66,6 +67,7 @@ class Mesh:
         self.control = self.manager.control()
         self.graph = self.manager.graph()
         self.memory = self.manager.memory()
+        self.a2a = self.manager.a2a()   # send, inbox, reply, agents, tasks (memesh.a2a.hub)
         self._closed = threading.Event()
         if heartbeat > 0:
             threading.Thread(target=self._beat, args=(heartbeat,), name="memesh-heartbeat", daemon=True).start()

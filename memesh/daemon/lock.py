@@ -81,6 +81,7 @@ class LockRecord(NamedTuple):
     processCreateTime: float = 0.0
     buildId: str = ""
     pythonVersion: str = ""
+    a2aPort: int = 0  # the A2A front door's port on 127.0.0.1 (0: not serving)
 
     def to_json(self) -> bytes:
         return (json.dumps(self._asdict(), indent=2) + "\n").encode()
@@ -116,6 +117,7 @@ def parse_record(data: bytes | str | None) -> LockRecord | None:
         "processCreateTime": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
         "buildId": lambda v: isinstance(v, str),
         "pythonVersion": lambda v: isinstance(v, str),
+        "a2aPort": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535,
     }
     for name, value in values.items():
         if not checks[name](value):

@@ -32,6 +32,7 @@ CLASSES = {
     "graph": "memesh.store.graph:KnowledgeGraph",
     "memory": "memesh.store.memory:MemoryStore",
     "mcp": "memesh.daemon.mcp_host:McpHost",
+    "a2a": "memesh.a2a.hub:A2AHub",
 }
 
 #: (ident, method, args, kwargs) -> result: how a proxy's call reaches the daemon.

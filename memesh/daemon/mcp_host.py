@@ -76,6 +76,10 @@ class McpHost:
         sid = uuid.uuid4().hex
         with self._lock:
             self._sessions[sid] = (session, owner)
+        a2a = getattr(self._services, "a2a", None)
+        if a2a is not None:   # the window is an A2A agent while its session lives
+            session.context["a2aSession"] = sid
+            a2a.attach(sid, session, session.context)
         log.debug("mcp session %s opened for client %s (cwd %s)", sid[:8], owner[:8], context.get("cwd"))
         return {"sid": sid, "readOnlyTools": read_only_tools()}
 
@@ -109,6 +113,9 @@ class McpHost:
         with self._lock:
             entry = self._sessions.pop(sid, None)
         if entry is not None:
+            a2a = getattr(self._services, "a2a", None)
+            if a2a is not None:
+                a2a.detach(sid)
             entry[0].close()
 
     def pending_output(self) -> int:

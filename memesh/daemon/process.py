@@ -72,12 +72,14 @@ class Daemon:
         os.set_blocking(self._wake_w, False)
         self._record: lockmod.LockRecord | None = None
         self._key: bytes | None = None
-        self._published_count = -1
+        self._published: tuple[int, int] = (-1, -1)  # (clientCount, a2aPort) last written
         self._record_failures = 0
         self._record_retry_at = 0.0  # monotonic time before which a failed record write is not retried
         self._signals: list[int] = []
         self.abandoned = 0  # calls still running when a forced stop closed the server
         self.failed = False  # the server's watchdog gave up: exit non-zero
+        self.front_door = None   # the A2A front door (memesh.a2a.frontdoor), started after ready
+        self.a2a_port = 0
 
     # -- helpers used by Control -------------------------------------------------------
     def _wake(self) -> None:
@@ -150,6 +152,7 @@ class Daemon:
             "metrics": snapshot,
             "rssBytes": psutil.Process().memory_info().rss,
             "threads": threading.active_count(),
+            "a2aPort": self.a2a_port,
         }
 
     # -- start-up ----------------------------------------------------------------------
@@ -191,6 +194,7 @@ class Daemon:
             processCreateTime=psutil.Process().create_time(),
             buildId=identity.build_id(),
             pythonVersion=platform.python_version(),
+            a2aPort=self.a2a_port,
         )
 
     def start(self) -> bool:
@@ -221,7 +225,7 @@ class Daemon:
         self.server.thread_exit_hooks.extend(self._thread_hooks)
         self._record = self._make_record()
         lockmod.publish_record(self.paths.record, self._record)
-        self._published_count = self._record.clientCount
+        self._published = (self._record.clientCount, self._record.a2aPort)
         self.server.start()
         self._settle_handover()
         self.coordinator.touch()  # the idle clock starts when the daemon is ready, not when it began starting
@@ -332,9 +336,10 @@ class Daemon:
                 self.coordinator.request_stop("idle timeout")
                 return
             count = self.clients.count()
-            if count != self._published_count and self._record is not None:
-                if self._write_record(self._record._replace(clientCount=count)):
-                    self._published_count = count
+            published = (count, self.a2a_port)
+            if published != self._published and self._record is not None:
+                if self._write_record(self._record._replace(clientCount=count, a2aPort=self.a2a_port)):
+                    self._published = published
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + CHECK_INTERVAL
                 lost = self._lost_ownership()
@@ -354,8 +359,24 @@ class Daemon:
                     self.coordinator.request_stop(failure, force=True)
                     return
 
+    # -- the A2A front door (after ready: spawn->ready does not pay for uvicorn) -------------
+    def start_front_door(self) -> None:
+        hub = self.services.get("a2a")
+        if hub is None:
+            return
+        from memesh.a2a.frontdoor import FrontDoor
+
+        def on_port(port: int) -> None:
+            self.a2a_port = port
+            self._wake()   # the main loop publishes it in the lock record
+
+        self.front_door = FrontDoor(hub, self.settings, self.coordinator, self.paths.home, on_port=on_port)
+        self.front_door.start()
+
     def shutdown(self) -> None:
         coordinator = self.coordinator
+        if self.front_door is not None:
+            self.front_door.drain()   # blocking SendMessage calls answer now; new requests get 503
         if not coordinator.forced:
             drained = coordinator.wait_drained(self.settings.seconds("daemon.drain_timeout"))
             if not drained:
@@ -376,6 +397,8 @@ class Daemon:
 
     def close(self) -> None:
         """Release everything; the lifetime lock last."""
+        if self.front_door is not None:
+            self.front_door.stop()   # before the database closes under it; frees the port for the next daemon
         if self.server is not None:
             # Forced (stop --force, or the drain deadline passed): no grace for calls still
             # running; their clients learn the outcome is unknown.
@@ -444,6 +467,10 @@ def main() -> int:
         daemon.close()
         return 1
     notify_ready(f"ready {daemon.pid}")
+    try:
+        daemon.start_front_door()
+    except Exception:
+        log.exception("the A2A front door failed to start; the daemon serves on without it")
     try:
         daemon.loop()
     except Exception:

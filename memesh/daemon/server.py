@@ -124,6 +124,7 @@ TYPEIDS: dict[str, tuple[tuple[str, ...], bool]] = {
         True,
     ),
     "memory": (("remember", "recall", "forget", "list", "stats"), True),
+    "a2a": (("agents", "inbox", "tasks", "get_task", "send", "reply", "cancel", "wait", "status"), True),
 }
 
 

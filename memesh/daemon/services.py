@@ -29,6 +29,7 @@ class Services:
     db: Any = None
     memory: Any = None
     feed: Any = None
+    a2a: Any = None   # the A2A hub (daemon only; see memesh.a2a.hub)
 
     def close(self) -> None:
         """Stop the change feed, then close the database."""
@@ -66,5 +67,9 @@ def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]], lis
     services = build_services(daemon.paths.db)
     host = McpHost(services, daemon.coordinator, daemon.clients)
     objects: dict = {"graph": services.graph, "memory": services.memory, "mcp": host}
+    if daemon.settings["a2a.enabled"]:
+        from memesh.a2a.hub import A2AHub
+
+        services.a2a = objects["a2a"] = A2AHub(services.db, daemon.settings)
     closers: list[Callable[[], None]] = [services.close, host.shutdown]
     return objects, closers, [services.db.release_thread]

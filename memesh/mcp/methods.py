@@ -78,8 +78,13 @@ def initialize(session: McpSession, call: Call) -> dict[str, Any]:
         raise RpcError(INVALID_PARAMS, "params.protocolVersion: expected a protocol version string")
     version = protocol.negotiate(requested)
     session.begin_handshake(version, call.params.get("clientInfo"), call.params.get("capabilities"))
-    return {"protocolVersion": version, "capabilities": protocol.handshake_capabilities(),
-            "serverInfo": protocol.server_info(), "instructions": protocol.INSTRUCTIONS}
+    result = {"protocolVersion": version, "capabilities": protocol.handshake_capabilities(),
+              "serverInfo": protocol.server_info(), "instructions": protocol.INSTRUCTIONS}
+    if getattr(session.services, "a2a", None) is not None:
+        from memesh.a2a.tools import initialize_extras
+
+        initialize_extras(session.services.a2a, result)
+    return result
 
 
 def discover(session: McpSession, call: Call) -> dict[str, Any]:

@@ -94,7 +94,24 @@ RESOURCES: tuple[Resource, ...] = (
         contextual=True,
         project_of=memory_tools.window_project,
     ),
+    Resource(
+        uri="memesh://a2a/inbox",
+        name="a2a-inbox",
+        title="A2A inbox",
+        description="Tasks other agents gave this window that wait for its answer, oldest first, as JSON; "
+                    "answer each with the a2a_reply tool. Subscribe to be told when it changes.",
+        mime_type="application/json",
+        reader=lambda services, context: _read_inbox(services, context),
+        requires=("a2a",),
+        contextual=True,
+    ),
 )
+
+
+def _read_inbox(services: Any, context: Mapping[str, Any]) -> str:
+    from memesh.a2a.tools import read_inbox
+
+    return read_inbox(services, context)
 
 
 def available(services: Any) -> list[Resource]:

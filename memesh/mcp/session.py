@@ -460,6 +460,14 @@ class McpSession:
         elif message.error is not None:
             logger.info("the client did not list its roots: %s", message.error)
 
+    def notify(self, method: str, params: dict[str, Any]) -> bool:
+        """Send a server-initiated notification (A2A deliveries), once the client is initialized."""
+        with self._lock:
+            if not self.initialized or self._closed:
+                return False
+        self._queue(jsonrpc.notification(method, params))
+        return True
+
     def set_log_level(self, level: str) -> None:
         with self._lock:
             self.log_level = level

@@ -37,6 +37,7 @@ from memesh.mcp.events import EventBus
 TOOL_MODULES: tuple[str, ...] = (
     "memesh.mcp.graph_tools",
     "memesh.mcp.memory_tools",
+    "memesh.a2a.tools",
 )
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -46,6 +46,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from memesh.a2a.tables import SCHEMA as _SCHEMA_V5_A2A
 from memesh.errors import DiskFull, MemeshError
 
 logger = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (2, _add_trigram_index),
     (3, _SCHEMA_V3_MEMORY),
     (4, _SCHEMA_V4_CHANGES),
+    (5, _SCHEMA_V5_A2A),
 ]
 
 

@@ -31,8 +31,9 @@ REFERENCE = {  # the reference server's tools: argument names and required argum
     "search_nodes": ({"query", "limit", "cursor"}, {"query"}),
     "open_nodes": ({"names", "limit", "cursor"}, {"names"}),
 }
-READS = {"read_graph", "search_nodes", "open_nodes", "recall", "list_memories"}
-DELETES = {"delete_entities", "delete_observations", "delete_relations", "forget"}
+READS = {"read_graph", "search_nodes", "open_nodes", "recall", "list_memories", "a2a_agents", "a2a_inbox", "a2a_get_task"}
+DELETES = {"delete_entities", "delete_observations", "delete_relations", "forget", "a2a_cancel"}
+NOT_IDEMPOTENT = {"a2a_send", "a2a_reply"}   # a second call sends a second task / finds the task answered
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_annotations_tell_the_truth(tool):
     assert hints["openWorldHint"] is False
     assert hints["readOnlyHint"] is (tool.name in READS)
     assert hints["destructiveHint"] is (tool.name in DELETES)
-    assert hints["idempotentHint"] is True
+    assert hints["idempotentHint"] is (tool.name not in NOT_IDEMPOTENT)
 
 
 def test_read_only_tool_names_are_exactly_the_reads():
