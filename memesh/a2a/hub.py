@@ -125,9 +125,13 @@ class A2AHub:
         return task_view(task, history=history)
 
     # -- operations ------------------------------------------------------------------------
-    def send(self, sender: str, to: str, text: str, wait_seconds: float = 0.0,
+    def send(self, to: str, text: str, wait_seconds: float = 0.0, sender: str = "python",
              context_id: str = "", task_id: str = "") -> dict:
-        """Send ``text`` to the agent ``to``; wait up to ``wait_seconds`` for its answer."""
+        """Send ``text`` to the agent ``to`` as ``sender``; wait up to ``wait_seconds`` for its answer.
+
+        Returns the task (``state``, ``reply``, …): completed or input-required if the answer
+        came in time, else submitted/working (follow it with ``wait`` or ``get_task``).
+        """
         from memesh.a2a.views import task_view
 
         if not isinstance(text, str) or not text.strip():

@@ -99,7 +99,7 @@ def _reply(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _send(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return ctx.services.a2a.send(_agent(ctx), args["to"], args["text"], wait_seconds=args.get("wait_seconds", 0),
+    return ctx.services.a2a.send(args["to"], args["text"], wait_seconds=args.get("wait_seconds", 0), sender=_agent(ctx),
                                  context_id=args.get("context_id", ""), task_id=args.get("task_id", ""))
 
 

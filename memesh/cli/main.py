@@ -36,11 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         from memesh.mcp.entry import run
 
         return run()
+    if argv == ["hook", "prompt"]:   # runs on every prompt: skip argh and its imports
+        from memesh.a2a.hook import main as hook_prompt
+
+        return hook_prompt()
     return run_cli(argv)
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a tool killed by the closed pipe would return
-GROUPS = ("daemon", "graph", "config")
+GROUPS = ("daemon", "graph", "config", "a2a", "hook")
 
 
 def _parser_class():
@@ -58,6 +62,7 @@ def _parser_class():
 
 
 def build_parser():
+    from memesh.a2a import cli as a2a_cli
     from memesh.cli import config_cmds, daemon_cmds, graph_cmds, shell_cmds
 
     parser = _parser_class()(prog="memesh", description="One shared memory daemon (MCP, knowledge graph) for all your AI coding sessions.")
@@ -73,12 +78,29 @@ def build_parser():
     )
     parser.add_commands(shell_cmds.COMMANDS)
     parser.add_commands(
+        a2a_cli.COMMANDS,
+        group_name="a2a",
+        group_kwargs={"help": "the A2A hub: agents (windows), tasks, the token", "title": "a2a commands"},
+    )
+    parser.add_commands(
+        [prompt],
+        group_name="hook",
+        group_kwargs={"help": "Claude Code hook commands", "title": "hook commands"},
+    )
+    parser.add_commands(
         config_cmds.COMMANDS,
         group_name="config",
         group_kwargs={"help": "show the effective settings", "title": "config commands"},
     )
     _keep_declared_options(parser)
     return parser
+
+
+def prompt() -> None:
+    """UserPromptSubmit hook for Claude Code: print this directory's pending A2A tasks (nothing if none)."""
+    from memesh.a2a.hook import main as hook_main
+
+    hook_main()
 
 
 def _keep_declared_options(parser) -> None:

@@ -105,6 +105,8 @@ def format_status(info: dict) -> str:
         f"  memory      {round((info.get('rssBytes') or 0) / 1048576, 1)} MiB RSS, {info.get('threads')} threads",
         f"  clients     {info.get('clientCount')}",
     ]
+    if info.get("a2aPort"):
+        lines.insert(len(lines) - 1, f"  a2a         http://127.0.0.1:{info['a2aPort']}/ (token: memesh a2a token)")
     rows = info.get("clients") or []
     if rows:
         lines.append(f"    {'PID':>7}  {'NAME':<20} {'KIND':<8} {'CONNECTED SINCE':<19}  LAST HEARTBEAT")

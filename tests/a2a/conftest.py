@@ -55,6 +55,7 @@ class Hub:
 
     @property
     def token(self) -> str:
+        self.record()   # the daemon writes the token before it publishes the port
         return (self.home.path / "a2a.token").read_text().strip()
 
     def url(self, agent: str | None = None) -> str:
