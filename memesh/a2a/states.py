@@ -57,6 +57,15 @@ def can_move(current: str, new: str) -> bool:
     return new in ALLOWED[current]
 
 
+def may_save(stored: str | None, new: str) -> bool:
+    """Whether a task stored in ``stored`` (None: not stored yet) may be saved in ``new``.
+
+    Saving again in the same state (more history, an artifact) is always allowed; a change
+    of state must be a transition :func:`can_move` allows, so terminal states stay final.
+    """
+    return stored is None or stored == new or can_move(stored, new)
+
+
 def short_name(state: str) -> str:
     """``TASK_STATE_INPUT_REQUIRED`` -> ``input-required`` (how tools and the CLI show states)."""
     return state.removeprefix("TASK_STATE_").lower().replace("_", "-")

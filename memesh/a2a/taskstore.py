@@ -25,7 +25,13 @@ from a2a.server.context import ServerCallContext
 from a2a.server.tasks.task_store import TaskStore
 from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Role, Task, TaskState
 from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE
-from a2a.utils.errors import InvalidParamsError
+from a2a.utils.errors import InvalidParamsError, UnsupportedOperationError
+
+from memesh.a2a import states
+
+
+class IllegalTransition(UnsupportedOperationError):
+    """A save that would move a task along a transition the state machine forbids."""
 
 
 SUMMARY_CHARS = 2000  # the request's text kept beside the task, for inboxes and the hook
@@ -92,6 +98,10 @@ class SqliteTaskStore(TaskStore):
         now = self._clock()
         agent, sender, state = meta(task, "agent"), meta(task, "from"), state_name(task)
         with self.db.write() as conn:
+            stored = conn.execute("SELECT state FROM a2a_tasks WHERE id = ?", (task.id,)).fetchone()
+            if not states.may_save(stored[0] if stored else None, state):
+                raise IllegalTransition(f"task {task.id} is {states.short_name(stored[0])}; it cannot become "
+                                        f"{states.short_name(state)}")
             conn.execute(
                 "INSERT INTO a2a_tasks(id, context_id, agent, sender, state, summary, created_at, updated_at, task) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
