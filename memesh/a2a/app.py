@@ -85,6 +85,11 @@ def hub_card(base_url: str, agents: list[dict]) -> AgentCard:
         base_url, [_skill(a) for a in online])
 
 
+def handler_card(base_url: str) -> AgentCard:
+    """The card the SDK's request handler checks capabilities on (streaming yes, push no)."""
+    return _base_card("memesh", "memesh A2A hub", base_url, [_skill({"name": "windows", "description": "Claude Code windows"})])
+
+
 def agent_card(base_url: str, agent: dict) -> AgentCard:
     state = "online" if agent["online"] else "offline: tasks wait in its inbox until it returns"
     return _base_card(agent["name"], f"{agent['description']} ({state})", f"{base_url}agents/{agent['name']}/",
@@ -93,6 +98,7 @@ def agent_card(base_url: str, agent: dict) -> AgentCard:
 
 def card_response(request: Request, card: AgentCard) -> Response:
     body = agent_card_to_dict(card)
+    body.setdefault("skills", [])   # required by the spec, even while no window is online
     tag = 'W/"' + hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest() + '"'
     asked = request.headers.get("if-none-match", "")
     if asked and any(c.strip().removeprefix("W/") == tag.removeprefix("W/") or c.strip() == "*" for c in asked.split(",")):
