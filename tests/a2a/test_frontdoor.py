@@ -8,6 +8,7 @@ import socket
 import threading
 
 import httpx
+import pytest
 from a2a.types.a2a_pb2 import TaskState
 
 from memesh.a2a.security import Guard
@@ -51,12 +52,13 @@ def test_a_taken_port_makes_the_front_door_take_the_next_free_one(hub):
         assert hub.record()["a2aPort"] > port
 
 
-def test_a_pending_task_is_still_in_the_inbox_after_restart_and_its_answer_reaches_the_sender(hub):
+@pytest.mark.parametrize("command", ["restart", "upgrade"])
+def test_a_pending_task_is_still_in_the_inbox_after_restart_or_upgrade_and_its_answer_reaches_the_sender(hub, command):
     hub.home.env["MEMESH_A2A_PORT"] = str(free_port())
     a, b = hub.window("alpha"), hub.window("beta")
     sent = structured(a.call("a2a_send", {"to": "beta", "text": "survive this"}))
     port, old_pid = hub.port, hub.record()["pid"]
-    assert hub.home.cli("daemon", "restart").returncode == 0
+    assert hub.home.cli("daemon", command).returncode == 0
     record = new_daemon(hub, old_pid)
     assert record["a2aPort"] == port   # the next daemon takes the same port
     page = wait_until(lambda: (p := inbox(b)) and p["tasks"] and p, WAIT, "the task in beta's inbox after the restart")
