@@ -61,6 +61,8 @@ class FrontDoor:
         self._server: Any = None
         self._handler: Any = None
         self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._serving = threading.Event()
         self.started = threading.Event()   # set once serving (or failed: see error)
 
     def start(self) -> None:
@@ -122,12 +124,15 @@ class FrontDoor:
         config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, log_level="warning",
                                 timeout_graceful_shutdown=GRACE, server_header=False)
         self._server = uvicorn.Server(config)
+        if self._stopping:   # stop() came while we were importing: never start serving
+            return
         sweeper = asyncio.ensure_future(engine.sweep_forever())
         self.hub.attach_engine(engine, self.port)
         if self.on_port is not None:
             self.on_port(self.port)
         log.info("A2A front door on http://127.0.0.1:%d/ (token in %s)", self.port, self.home)
         self.started.set()
+        self._serving.set()
         try:
             await self._server.serve(sockets=[sock])
         finally:
@@ -145,10 +150,15 @@ class FrontDoor:
                 pass
 
     def stop(self) -> None:
+        self._stopping = True
         self.drain()
         server = self._server
         if server is not None:
             server.should_exit = True
+        if not self._serving.is_set():
+            # Still importing (the daemon was asked to stop right after ready): nothing is
+            # served yet; the thread sees the flag and closes the socket, or the exit does.
+            return
         if self._thread is not None:
             self._thread.join(STOP_LIMIT)
             if self._thread.is_alive():
