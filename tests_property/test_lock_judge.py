@@ -116,6 +116,7 @@ records = st.builds(
     processCreateTime=finite,
     buildId=st.text(),
     pythonVersion=st.text(),
+    a2aPort=st.integers(0, 65535),
 )
 
 json_values = st.recursive(

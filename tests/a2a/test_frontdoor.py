@@ -125,3 +125,16 @@ def test_stop_closes_the_port_so_nothing_listens_after_the_daemon_is_gone(hub):
     hub.home.wait_daemon_gone()
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_task_whose_time_to_live_ends_after_a_restart_still_fails_with_the_reason(hub):
+    hub.home.env["MEMESH_A2A_TASK_TTL"] = "2000"
+    a = hub.window("alpha")
+    hub.window("beta")
+    sent = structured(a.call("a2a_send", {"to": "beta", "text": "nobody will answer"}))
+    old_pid = hub.record()["pid"]
+    assert hub.home.cli("daemon", "restart").returncode == 0
+    new_daemon(hub, old_pid)
+    task = wait_until(lambda: (t := structured(a.call("a2a_get_task", {"task_id": sent["taskId"]})))["state"] == "failed" and t,
+                      WAIT, "the expired task to fail on the new daemon")
+    assert "time to live" in task["reply"]
