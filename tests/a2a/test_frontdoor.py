@@ -119,8 +119,9 @@ def test_while_the_daemon_drains_the_guard_answers_503_with_retry_after_and_coun
 
 
 def test_stop_closes_the_port_so_nothing_listens_after_the_daemon_is_gone(hub):
-    hub.window("alpha")
+    window = hub.window("alpha")
     port = hub.port
+    window.kill()   # an open window would start a new daemon once this one is gone
     assert hub.home.cli("daemon", "stop").returncode == 0
     hub.home.wait_daemon_gone()
     with socket.socket() as sock:
