@@ -130,6 +130,28 @@ async def measure(url: str, idle_url: str, token: str, sends: int, rounds: int) 
     return send, round_trip
 
 
+async def load(url: str, token: str, clients: int, each: int) -> float:
+    """``clients`` concurrent SDK clients x ``each`` SendMessage(returnImmediately); returns seconds."""
+    import httpx
+    from a2a.client import ClientConfig, create_client
+    from a2a.types.a2a_pb2 import Message, Part, Role, SendMessageConfiguration, SendMessageRequest
+
+    async def one() -> None:
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=300) as http:
+            client = await create_client(url, client_config=ClientConfig(httpx_client=http, streaming=False))
+            for _ in range(each):
+                request = SendMessageRequest(
+                    message=Message(message_id=str(uuid.uuid4()), role=Role.ROLE_USER, parts=[Part(text="load")]),
+                    configuration=SendMessageConfiguration(return_immediately=True))
+                async for _event in client.send_message(request):
+                    break
+            await client.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(clients)))
+    return time.perf_counter() - started
+
+
 def ms(samples: list[float], p: float) -> str:
     return f"{percentile(samples, p) * 1000:6.2f} ms"
 
@@ -137,6 +159,7 @@ def ms(samples: list[float], p: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs (a smoke test of the script)")
+    parser.add_argument("--load", action="store_true", help="also 50 clients x 100 SendMessage, then RSS")
     args = parser.parse_args()
     spawn_runs, sends, rounds = (3, 100, 50) if args.quick else (9, 1000, 300)
     print(f"memesh A2A benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
@@ -166,6 +189,10 @@ def main() -> int:
         time.sleep(0.5)
         base = f"http://127.0.0.1:{port}/agents/"
         send, round_trip = asyncio.run(measure(base + "bench-window/", base + "bench-quiet/", token, sends, rounds))
+        if args.load:
+            seconds = asyncio.run(load(base + "bench-quiet/", token, 50, 100))
+            print(f"load 50 clients x 100 SendMessage  {5000 / seconds:6.0f} tasks/s ({seconds:.1f} s); daemon RSS "
+                  f"{rss_mb(pid):.1f} MB with 5000 tasks waiting")
         quiet.kill()
         print(f"SendMessage (returnImmediately)  p50 {ms(send, 50)}   p99 {ms(send, 99)}   ({sends} calls)   target {TARGETS['send']}")
         print(f"round trip agent->window->reply  p50 {ms(round_trip, 50)}   p99 {ms(round_trip, 99)}   ({rounds} calls)   "
@@ -175,7 +202,8 @@ def main() -> int:
         time.sleep(1.0)
         after = rss_mb(pid)
         threads = psutil.Process(pid).num_threads()
-        print(f"daemon idle RSS, front door up   {idle:6.1f} MB fresh, {after:.1f} MB after {sends + rounds + 20} tasks "
+        tasks = sends + rounds + 20 + (5000 if args.load else 0)
+        print(f"daemon idle RSS, front door up   {idle:6.1f} MB fresh, {after:.1f} MB after {tasks} tasks "
               f"({threads} threads)   target {TARGETS['rss']}")
     finally:
         if window is not None:
