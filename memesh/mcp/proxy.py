@@ -648,6 +648,9 @@ def serve(settings, reader: StdinReader, stdout: BinaryIO | int | None = None, *
     daemon cannot be used, or (``problem``) with only an error saying what is wrong."""
     out = stdout if stdout is not None else sys.stdout.fileno()
     context = {"cwd": os.getcwd(), "pid": os.getpid()}
+    agent_name = os.environ.get("MEMESH_AGENT_NAME")  # the window's own A2A name, if its user chose one
+    if agent_name:
+        context["agentName"] = agent_name
     budget = RECONNECT_BUDGET
     if problem is not None:
         connect = unusable_connector(problem)

@@ -63,6 +63,13 @@ def test_the_agent_name_a_window_asks_for_in_its_context_is_used(hub):
         mesh.call("mcp", "close", (opened["sid"],))
 
 
+def test_a_window_started_with_memesh_agent_name_registers_under_that_name(hub):
+    named = hub.window("alpha", env={"MEMESH_AGENT_NAME": "Night-Shift"})
+    plain = hub.window("beta")
+    names = [a["name"] for a in structured(plain.call("a2a_agents"))["agents"]]
+    assert "night-shift" in names and "alpha" not in names
+
+
 def test_a_task_for_an_offline_agent_waits_in_its_inbox_until_a_window_of_it_returns(hub):
     a = hub.window("alpha")
     b = hub.window("beta")
