@@ -23,12 +23,10 @@ import json
 import os
 import pathlib
 import select
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 import psutil
@@ -36,9 +34,7 @@ import psutil
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from memesh.config import load_settings  # noqa: E402
-from memesh.daemon import lock as lockmod  # noqa: E402
-from memesh.paths import paths_for  # noqa: E402
+from bench_daemon import Home as DaemonHome  # noqa: E402  (same folder)
 
 TARGETS = {"init": "<= 100 ms", "ping_p50": "<= 1 ms", "rss": "<= 150 MB"}
 INITIALIZE = json.dumps({
@@ -80,25 +76,18 @@ stop.set()
 """
 
 
-class Home:
+class Home(DaemonHome):
+    """bench_daemon's temporary home, plus the window processes started in it."""
+
     def __init__(self) -> None:
-        self.path = pathlib.Path(tempfile.mkdtemp(prefix="mmw", dir="/tmp"))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("MEMESH_")}
-        self.env.update({"MEMESH_HOME": str(self.path), "MEMESH_DAEMON_IDLE_TIMEOUT": "600000",
-                         "MEMESH_DAEMON_LOG_LEVEL": "warning", "PYTHONPATH": str(ROOT)})
-        self.settings = load_settings(self.env)
-        self.paths = paths_for(self.path, self.env)
+        super().__init__()
+        self.env["PYTHONPATH"] = str(ROOT)
         self.children: list[subprocess.Popen] = []
 
     def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
         proc = subprocess.Popen(argv, env=self.env, start_new_session=True, cwd=str(ROOT), **kwargs)
         self.children.append(proc)
         return proc
-
-    def daemon_pid(self) -> int | None:
-        if not lockmod.lifetime_held(self.paths.lifetime_lock):
-            return None
-        return lockmod.read_holder(self.paths.lifetime_lock).get("pid")
 
     def cleanup(self) -> None:
         for proc in self.children:
@@ -112,19 +101,7 @@ class Home:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
-        holder = lockmod.read_holder(self.paths.lifetime_lock)
-        pid = holder.get("pid")
-        if lockmod.lifetime_held(self.paths.lifetime_lock) and isinstance(pid, int):
-            try:
-                proc = psutil.Process(pid)
-                if lockmod.create_times_match(float(holder.get("createTime") or 0), proc.create_time()):
-                    proc.send_signal(signal.SIGKILL)
-            except psutil.Error:
-                pass
-        deadline = time.monotonic() + 10
-        while lockmod.lifetime_held(self.paths.lifetime_lock) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        shutil.rmtree(self.path, ignore_errors=True)
+        self.remove()
 
 
 def read_line(proc: subprocess.Popen, timeout: float) -> bytes:
