@@ -125,32 +125,42 @@ def _process_of(hello: dict):
         return None
 
 
-def _wait_gone(settings, proc, timeout: float) -> bool:
-    """Wait until the daemon process has exited and the lifetime lock is free.
-
-    The process itself is watched, not only the lock: if someone deleted the lifetime
-    lock file, the lock looks free while the daemon still runs (and still owns its files).
-    """
-    import psutil
-
-    from memesh.daemon.spawn import wait_lifetime_free
-
+def _poll(predicate, timeout: float) -> bool:
+    """Check ``predicate`` with a short backoff until it holds (True) or ``timeout`` s pass."""
     from memesh.backoff import backoff_delay
-
-    def gone() -> bool:
-        try:  # a zombie waiting for init to reap it is gone; is_running() is False for a reused pid
-            return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-        except psutil.Error:
-            return True
 
     deadline = time.monotonic() + timeout
     attempt = 0
-    while proc is not None and not gone():
+    while not predicate():
         if time.monotonic() >= deadline:
             return False
         time.sleep(backoff_delay(attempt, base=0.005, cap=0.05, rand=0.0))
         attempt += 1
-    return wait_lifetime_free(paths_for(settings.home), max(0.0, deadline - time.monotonic()))
+    return True
+
+
+def _wait_gone(settings, proc, timeout: float) -> bool:
+    """Wait until the daemon process has exited and no longer holds the lifetime lock.
+
+    The process itself is watched, not only the lock: if someone deleted the lifetime
+    lock file, the lock looks free while the daemon still runs (and still owns its files).
+    Once it is gone, a window that lost it may already have started its successor, which
+    then holds the lock: that is not the old daemon.
+    """
+    import psutil
+
+    lifetime = paths_for(settings.home).lifetime_lock
+    old_pid = proc.pid if proc is not None else None
+
+    def gone() -> bool:
+        try:  # a zombie waiting for init to reap it is gone; is_running() is False for a reused pid
+            if proc is not None and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.Error:
+            pass
+        return not lockmod.lifetime_held(lifetime) or (old_pid is not None and lockmod.read_holder(lifetime).get("pid") != old_pid)
+
+    return _poll(gone, timeout)
 
 
 def _force_kill(settings) -> int | None:

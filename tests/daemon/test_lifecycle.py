@@ -228,3 +228,25 @@ def test_restart_and_upgrade_bring_a_new_daemon_that_a_connected_client_uses_wit
     # finishing its interpreter shutdown for a moment.
     wait_until(lambda: [p.pid for p in memesh_home.daemons()] == [new], 5, "the old daemon process to be gone")
     assert any(f"[{old}] memesh.daemon: daemon" in line and " stopped (" in line for line in memesh_home.log_text().splitlines())
+
+
+def test_restart_succeeds_when_a_connected_window_starts_the_successor_before_the_cli_does(memesh_home):
+    """A window that loses its daemon reconnects at once and may start the next daemon
+    itself; restart must see the old daemon gone, not wait for the lock the successor holds.
+    (Racy by nature: before the fix about half of these restarts failed after 15 s.)"""
+    import sys
+
+    from tests.mcp.stdio_driver import StdioServer
+
+    window = StdioServer([sys.executable, "-m", "memesh"], dict(memesh_home.env))
+    try:
+        window.initialize()
+        for _ in range(5):
+            old = memesh_home.record()["pid"]
+            done = memesh_home.cli("daemon", "restart")
+            assert done.returncode == 0, done.stderr
+            assert window.request("ping")["result"] == {}
+            assert memesh_home.record()["pid"] != old
+            assert [p.pid for p in memesh_home.daemons()] == [memesh_home.record()["pid"]]
+    finally:
+        window.kill()
