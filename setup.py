@@ -7,6 +7,9 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "memesh" / "_version.py").read_text(), re.M).group(1)
 
+# Team storage on PostgreSQL (storage.url = postgresql://...): psycopg 3 and its pool.
+POSTGRES_REQUIRES = ["psycopg[binary,pool]>=3.1"]
+
 TEST_REQUIRES = [
     "pytest>=8",
     "hypothesis>=6.100",
@@ -16,6 +19,8 @@ TEST_REQUIRES = [
     "mcp==2.3.0",
     # Builds the two real installations of the upgrade tests (setuptools < 70 needs it).
     "wheel>=0.40",
+    # The PostgreSQL backend is tested too (against a real server the tests start).
+    *POSTGRES_REQUIRES,
 ]
 
 setup(
@@ -41,7 +46,7 @@ setup(
         "a2a-sdk[http-server]==1.3.0",
         "uvicorn>=0.30",
     ],
-    extras_require={"test": TEST_REQUIRES},
+    extras_require={"test": TEST_REQUIRES, "postgres": POSTGRES_REQUIRES},
     entry_points={"console_scripts": ["memesh=memesh.cli.main:main"]},
     classifiers=[
         "Programming Language :: Python :: 3.11",

@@ -65,6 +65,24 @@ def _log_level(value: Any) -> str:
 
 _DAY_MS = 24 * 3600 * 1000
 
+
+def _storage_url(value: Any) -> str:
+    from memesh.store.url import parse_storage_url  # pure, and cheap: urllib and re
+
+    text = str(value).strip()
+    try:
+        parse_storage_url(text)
+    except ValueError:
+        raise ValueError("expected 'sqlite:', 'sqlite:/absolute/file.db' or 'postgresql://user@host/dbname'") from None
+    return text
+
+
+def _optional_path(value: Any) -> str:
+    text = "" if value is None else str(value).strip()
+    if text and not text.startswith(("/", "~")):
+        raise ValueError("expected an absolute path (or empty)")
+    return text
+
 #: key -> (default, validator, one-line meaning). The documented defaults file
 #: config/memesh.yaml is checked against this table by the test suite.
 SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
@@ -87,6 +105,8 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "a2a.channel": (False, _bool, "push new A2A tasks into Claude Code windows as channel events"),
     "a2a.blocking_timeout": (60000, _int_range(100, 3600000), "ms a blocking SendMessage waits for the window's answer"),
     "a2a.task_ttl": (86400000, _int_range(1000, 30 * _DAY_MS), "ms an unanswered task waits before it fails"),
+    "storage.url": ("sqlite:", _storage_url, "where the graph and memories live: sqlite: (MEMESH_HOME/memesh.db) or postgresql://..."),
+    "storage.password_file": ("", _optional_path, "file holding the PostgreSQL password (else the URL, PGPASSWORD or ~/.pgpass)"),
 }
 
 DEFAULTS: dict[str, Any] = {key: spec[0] for key, spec in SCHEMA.items()}

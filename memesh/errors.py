@@ -99,3 +99,7 @@ class DiskFull(MemeshError):
     """A write failed because the disk (or the database's size limit) is full; reads still work."""
 
     exit_code = 74  # EX_IOERR
+class StorageUnavailable(MemeshError):
+    """The storage server (PostgreSQL) cannot be reached now; memesh keeps retrying by itself."""
+
+    exit_code = 75  # EX_TEMPFAIL

@@ -39,7 +39,15 @@ def kind_of(key: str):
         return ("bool",)
     if match := re.search(r"one of (.+)$", message):
         return ("choice", [name.strip() for name in match.group(1).split(",")])
+    if "'postgresql://" in message:
+        return ("storage_url",)
+    if "absolute path" in message:
+        return ("path",)
     return ("opaque",)
+
+
+STORAGE_URLS = ["sqlite:", " sqlite: ", "sqlite:/x/y.db", "postgresql://u@h/db",
+                "postgres://u:secret@h:5433/d?sslmode=require", "postgresql://u@/d?host=/run/postgresql"]
 
 
 def valid_raw(key: str) -> st.SearchStrategy:
@@ -51,6 +59,10 @@ def valid_raw(key: str) -> st.SearchStrategy:
         return st.sampled_from([True, False, 1, 0, "1", "0", "true", "false", "TRUE", "yes", "no", "on", "off"])
     if kind[0] == "choice":
         return st.sampled_from(kind[1]).flatmap(lambda name: st.sampled_from([name, name.upper(), f" {name} "]))
+    if kind[0] == "storage_url":
+        return st.sampled_from(STORAGE_URLS)
+    if kind[0] == "path":
+        return st.sampled_from(["", "/etc/memesh/pw", "~/.memesh-pw"])
     return st.just(DEFAULTS[key])
 
 
@@ -62,6 +74,10 @@ def invalid_raw(key: str) -> st.SearchStrategy:
         return st.sampled_from(["maybe", "2", 2, -1, "enable", None])
     if kind[0] == "choice":
         return st.text(min_size=1).filter(lambda t: t.strip().lower() not in kind[1])
+    if kind[0] == "storage_url":
+        return st.sampled_from(["", "  ", "mysql://h/d", "sqlite:relative.db", "postgresql://h:port/d", "postgresql:/d"])
+    if kind[0] == "path":
+        return st.sampled_from(["relative/pw", "pw"])
     return st.nothing()
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from memesh.errors import NotFound
-from memesh.store.graph import KnowledgeGraph
+from memesh.store.storage import open_storage
 
 NAMES = st.sampled_from(["A", "b", "Ärger", "日本", "x y", '"q"', "*", "", "NEAR(", "-z"])
 TEXTS = st.sampled_from(["one", "two", "Two", "line\nbreak", "ünïcode 🙂", "", "a\"b", "*?["])
@@ -27,15 +27,22 @@ relation_st = st.fixed_dictionaries({"from": NAMES, "to": NAMES, "relationType":
 
 
 class GraphMachine(RuleBasedStateMachine):
+    storage_url = "sqlite:"  # a subclass runs the same machine on PostgreSQL
+    pg_server = None
+
     def __init__(self):
         super().__init__()
         self.directory = tempfile.mkdtemp()
-        self.graph = KnowledgeGraph(Path(self.directory) / "graph.db")
+        self.url = self.pg_server.create_database() if self.pg_server else self.storage_url
+        self.storage = open_storage(self.url, Path(self.directory) / "graph.db")
+        self.graph = self.storage.graph
         self.entities: dict[str, tuple[str, list[str]]] = {}
         self.relations: set[tuple[str, str, str]] = set()
 
     def teardown(self):
-        self.graph.close()
+        self.storage.close()
+        if self.pg_server:
+            self.pg_server.drop_database(self.url)
         shutil.rmtree(self.directory, ignore_errors=True)
 
     @rule(batch=st.lists(entity_st, max_size=4))
@@ -129,5 +136,11 @@ class GraphMachine(RuleBasedStateMachine):
         assert self.graph.stats()["entities"] == len(self.entities)
 
 
-GraphMachine.TestCase.settings = settings(max_examples=50, stateful_step_count=30, deadline=None)
+SETTINGS = settings(max_examples=50, stateful_step_count=30, deadline=None)
+GraphMachine.TestCase.settings = SETTINGS
 TestGraphMatchesReferenceModel = GraphMachine.TestCase
+
+
+def test_the_postgresql_graph_matches_the_reference_model(pg_server):
+    machine = type("PgGraphMachine", (GraphMachine,), {"pg_server": pg_server})
+    run_state_machine_as_test(machine, settings=SETTINGS)

@@ -7,7 +7,7 @@ import posixpath
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memesh.store.project import ancestors, normalise_path, project_for
+from memesh.store.project import ancestors, is_remote_key, normalise_path, normalise_remote, project_for
 
 # Few distinct names so that generated work trees often sit on the generated cwd's path;
 # ".", ".." and "" (a doubled slash) exercise normalisation.
@@ -54,3 +54,32 @@ def test_a_declared_file_root_replaces_the_cwd(cwd, root, trees):
     with_root = project_for(cwd, [{"uri": "https://example.com"}, "file://" + root], is_work_tree=trees.__contains__)
     assert with_root == project_for(root, is_work_tree=trees.__contains__)
     assert is_ancestor_or_self(with_root, root)
+
+
+# -- remotes ---------------------------------------------------------------------------------
+host = st.sampled_from(["github.com", "GitLab.Example.org", "10.0.0.7", "git.internal"])
+repo_path = st.lists(st.sampled_from(["acme", "Acme", "team-x", "tools", "memesh", "a.b"]), min_size=1, max_size=3)
+
+
+@given(host, repo_path, st.sampled_from(["", ".git", "/", ".git/"]), st.sampled_from(["git", "alice", None]))
+def test_every_spelling_of_one_remote_gives_one_key(hostname, segments, suffix, user):
+    path = "/".join(segments)
+    who = f"{user}@" if user else ""
+    spellings = [f"https://{who}{hostname}/{path}{suffix}", f"ssh://{who}{hostname}:2222/{path}{suffix}",
+                 f"git://{hostname}/{path}{suffix}"]
+    if user:
+        spellings.append(f"{who}{hostname}:{path}{suffix}")
+    keys = {normalise_remote(url) for url in spellings}
+    assert keys == {f"{hostname.lower()}/{path}"}
+    key = keys.pop()
+    assert not key.startswith("/") and is_remote_key(key)
+
+
+@given(spelled, work_trees, st.sampled_from([None, "/srv/git/x.git", "git@github.com:acme/x.git"]))
+def test_a_work_tree_with_a_network_remote_is_named_by_it_else_by_its_path(cwd, trees, remote):
+    project = project_for(cwd, is_work_tree=trees.__contains__, remote_of=lambda tree: remote)
+    enclosing = [d for d in ancestors(normalise_path(cwd)) if d in trees]
+    if enclosing and remote and not remote.startswith("/"):
+        assert project == "github.com/acme/x"
+    else:
+        assert project == (enclosing[0] if enclosing else normalise_path(cwd))

@@ -1,8 +1,8 @@
 """``memesh graph import FILE`` / ``memesh graph export FILE``: the reference server's JSONL format.
 
-Both work directly on the SQLite database (WAL lets them run beside a live daemon and
-open windows, which see the result at their next call), so a large file never has to
-cross the daemon socket. Import is all or nothing: a malformed line is reported with its
+Both work directly on the storage named by ``storage.url`` (the SQLite database, whose WAL
+lets them run beside a live daemon and open windows, which see the result at their next
+call; or the team's PostgreSQL), so a large file never has to cross the daemon socket. Import is all or nothing: a malformed line is reported with its
 line number and the database is left unchanged. A progress bar (tqdm) is shown on a
 terminal only.
 """
@@ -21,13 +21,13 @@ from memesh.paths import ensure_layout, paths_for
 
 
 def _graph():
-    from memesh.store.db import Database
-    from memesh.store.graph import KnowledgeGraph
+    from memesh.store.storage import open_from_settings
 
-    paths = paths_for(load_settings().home)
+    settings = load_settings()
+    paths = paths_for(settings.home)
     ensure_layout(paths)
-    db = Database(paths.db)
-    return KnowledgeGraph(db), db, paths
+    storage = open_from_settings(settings, paths.db)
+    return storage.graph, storage.db, storage.description
 
 
 def _lines_with_progress(fh, total: int, enabled: bool):
@@ -51,7 +51,7 @@ def import_(file: str) -> None:
             total = os.fstat(source.fileno()).st_size
         except OSError as exc:
             raise InputError(f"cannot read {file}: {describe_os_error(exc)}; give the path of a JSONL file ('-' for standard input)") from None
-    graph, db, paths = _graph()
+    graph, db, where = _graph()
     started = time.monotonic()
     lines = 0
     try:
@@ -74,13 +74,13 @@ def import_(file: str) -> None:
         db.close()
     elapsed = time.monotonic() - started
     print(f"imported {counts['entities']} entities and {counts['relations']} relations from {lines} lines "
-          f"in {elapsed:.1f}s into {paths.db} (items already present were kept as they were)")
+          f"in {elapsed:.1f}s into {where} (items already present were kept as they were)")
 
 
 @argh.arg("file", help="JSONL file to write ('-' for standard output)")
 def export(file: str) -> None:
     """Write the whole graph as JSONL (reference server format, sorted)."""
-    graph, db, paths = _graph()
+    graph, db, where = _graph()
     started = time.monotonic()
     try:
         if file == "-":

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a tool killed by the closed pipe would return
-GROUPS = ("daemon", "graph", "config", "a2a", "hook")
+GROUPS = ("daemon", "graph", "storage", "config", "a2a", "hook")
 
 
 def _parser_class():
@@ -63,7 +63,7 @@ def _parser_class():
 
 def build_parser():
     from memesh.a2a import cli as a2a_cli
-    from memesh.cli import config_cmds, daemon_cmds, graph_cmds, shell_cmds
+    from memesh.cli import config_cmds, daemon_cmds, graph_cmds, shell_cmds, storage_cmds
 
     parser = _parser_class()(prog="memesh", description="One shared memory daemon (MCP, knowledge graph) for all your AI coding sessions.")
     parser.add_commands(
@@ -75,6 +75,11 @@ def build_parser():
         graph_cmds.COMMANDS,
         group_name="graph",
         group_kwargs={"help": "import or export the knowledge graph (JSONL)", "title": "graph commands"},
+    )
+    parser.add_commands(
+        storage_cmds.COMMANDS,
+        group_name="storage",
+        group_kwargs={"help": "show the storage in use, copy it to another (SQLite, PostgreSQL)", "title": "storage commands"},
     )
     parser.add_commands(shell_cmds.COMMANDS)
     parser.add_commands(

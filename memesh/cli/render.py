@@ -76,6 +76,7 @@ def format_status(info: dict) -> str:
             f"  reason      {info.get('reason', '')}",
             f"  version     {info.get('version')} (protocol {info.get('protocol')})",
             f"  database    {info.get('dbPath')}",
+            f"  storage     {info.get('storage') or '-'}",
         ])
     if mode != "daemon":
         lines = [f"memesh daemon: {mode}"]
@@ -100,6 +101,7 @@ def format_status(info: dict) -> str:
         f"  socket      {info.get('socketPath')}",
         f"  lock        {info.get('lockPath')}",
         f"  log         {info.get('logPath')}",
+        f"  storage     {info.get('storage') or '-'}{'' if info.get('storageAvailable', True) else ' (UNAVAILABLE: cannot reach the server; retrying)'}",
         f"  in flight   {info.get('inflight')} (completed {metrics.get('requestsCompleted', 0)}, refused {metrics.get('requestsRefused', 0)})",
         f"  idle exit   {idle_text}",
         f"  memory      {round((info.get('rssBytes') or 0) / 1048576, 1)} MiB RSS, {info.get('threads')} threads",

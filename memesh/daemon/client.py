@@ -145,6 +145,8 @@ class StandaloneControl:
         self._settings = settings
 
     def status(self) -> dict:
+        from memesh.store.url import describe, parse_storage_url
+
         paths = paths_for(self._settings.home)
         return {
             "mode": "standalone",
@@ -153,6 +155,7 @@ class StandaloneControl:
             "protocol": identity.PROTOCOL_VERSION,
             "home": str(paths.home),
             "dbPath": str(paths.db),
+            "storage": describe(parse_storage_url(self._settings["storage.url"]), str(paths.db)),
         }
 
     def ping(self) -> float:

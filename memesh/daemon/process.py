@@ -80,6 +80,8 @@ class Daemon:
         self.failed = False  # the server's watchdog gave up: exit non-zero
         self.front_door = None   # the A2A front door (memesh.a2a.frontdoor), started after ready
         self.a2a_port = 0
+        # What status says about the storage; replaced by memesh.daemon.services once it is open.
+        self.storage_status = lambda: {"storage": "", "storageAvailable": False}
 
     # -- helpers used by Control -------------------------------------------------------
     def _wake(self) -> None:
@@ -143,6 +145,7 @@ class Daemon:
             "lockPath": str(self.paths.record),
             "logPath": str(self.paths.log),
             "dbPath": str(self.paths.db),
+            **self.storage_status(),
             "clientCount": self.clients.count(),
             "clients": clients,
             "connections": self.clients.connection_count,

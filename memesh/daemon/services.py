@@ -21,15 +21,17 @@ class Services:
     """What an MCP session works with: the stores and the change bus.
 
     The stores publish every committed write on ``events`` themselves; ``feed`` publishes
-    there what other processes write to the same file (see :mod:`memesh.store.changes`).
+    there what other processes write to the same storage (see :mod:`memesh.store.changes`;
+    on PostgreSQL, the other daemons' writes, see :mod:`memesh.store.pg.listen`).
     """
 
     graph: Any
     events: Any
     db: Any = None
     memory: Any = None
-    feed: Any = None
+    feed: Any = None  # carries other processes' writes to ``events`` (SQLite: ChangeFeed; PostgreSQL: ChangeListener)
     a2a: Any = None   # the A2A hub (daemon only; see memesh.a2a.hub)
+    storage: Any = None  # memesh.store.storage.Storage: which backend, for status displays
 
     def close(self) -> None:
         """Stop the change feed, then close the database."""
@@ -39,18 +41,23 @@ class Services:
             self.db.close()
 
 
-def build_services(db_path) -> Services:
+def build_services(db_path, settings: "Settings | None" = None) -> Services:
+    """The stores named by ``storage.url`` (SQLite at ``db_path`` by default) and a change bus."""
     from memesh.mcp.events import EventBus
-    from memesh.store.changes import ChangeFeed
-    from memesh.store.db import Database
-    from memesh.store.graph import KnowledgeGraph
-    from memesh.store.memory import MemoryStore
+    from memesh.store.storage import open_from_settings, open_storage
 
-    db = Database(db_path)
     events = EventBus()
-    feed = ChangeFeed(db, events.on_change).start()
-    return Services(graph=KnowledgeGraph(db, on_change=events.on_change), events=events, db=db,
-                    memory=MemoryStore(db, on_change=events.on_change), feed=feed)
+    storage = (open_storage("sqlite:", db_path, on_change=events.on_change) if settings is None
+               else open_from_settings(settings, db_path, on_change=events.on_change))
+    feed = storage.start_feed(events.on_change)
+    return Services(graph=storage.graph, events=events, db=storage.db, memory=storage.memory, feed=feed,
+                    storage=storage)
+
+
+def storage_status(services: Services) -> dict:
+    """What status displays say about the storage: ``{"storage": str, "storageAvailable": bool}``."""
+    return {"storage": services.storage.description if services.storage else "",
+            "storageAvailable": services.storage.available(services.feed) if services.storage else True}
 
 
 def open_local_services(settings: "Settings") -> Services:
@@ -58,18 +65,29 @@ def open_local_services(settings: "Settings") -> Services:
 
     paths = paths_for(settings.home)
     ensure_layout(paths)
-    return build_services(paths.db)
+    return build_services(paths.db, settings)
 
 
 def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]], list[Callable[[], None]]]:
     from memesh.daemon.mcp_host import McpHost
 
-    services = build_services(daemon.paths.db)
+    services = build_services(daemon.paths.db, daemon.settings)
+    daemon.storage_status = lambda: storage_status(services)
     host = McpHost(services, daemon.coordinator, daemon.clients)
     objects: dict = {"graph": services.graph, "memory": services.memory, "mcp": host}
+    closers: list[Callable[[], None]] = [services.close, host.shutdown]
+    thread_hooks: list[Callable[[], None]] = [services.db.release_thread]
     if daemon.settings["a2a.enabled"]:
         from memesh.a2a.hub import A2AHub
 
-        services.a2a = objects["a2a"] = A2AHub(services.db, daemon.settings)
-    closers: list[Callable[[], None]] = [services.close, host.shutdown]
-    return objects, closers, [services.db.release_thread]
+        # A2A tasks are kept in the home's SQLite database even when the graph and memories
+        # are on PostgreSQL: the task store has no PostgreSQL implementation yet.
+        tasks_db = services.db
+        if services.storage is not None and services.storage.kind != "sqlite":
+            from memesh.store.db import Database
+
+            tasks_db = Database(daemon.paths.db)
+            closers.insert(0, tasks_db.close)
+            thread_hooks.append(tasks_db.release_thread)
+        services.a2a = objects["a2a"] = A2AHub(tasks_db, daemon.settings)
+    return objects, closers, thread_hooks

@@ -100,6 +100,13 @@ _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
 _CURSOR = {"type": "string", "maxLength": 4096, "description": "nextCursor from the previous page of the same call"}
 
 
+# Who wrote it (memesh.store.origin): on a team's shared storage, only what one person or machine wrote.
+ORIGIN = {"type": "object", "additionalProperties": False,
+          "properties": {"user": {"type": "string", "minLength": 1, "maxLength": 255},
+                         "host": {"type": "string", "minLength": 1, "maxLength": 255}},
+          "description": "Only what this user and/or host wrote (shared PostgreSQL storage records who wrote what)"}
+
+
 def _graph(ctx: ToolContext) -> Any:
     return ctx.services.graph
 
@@ -182,7 +189,8 @@ def _read_graph(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def _search_nodes(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return _graph(ctx).search_nodes(args["query"], limit=args.get("limit"), cursor=args.get("cursor"))
+    origin = {"origin": args["origin"]} if "origin" in args else {}  # a graph without origins need not take it
+    return _graph(ctx).search_nodes(args["query"], limit=args.get("limit"), cursor=args.get("cursor"), **origin)
 
 
 def _open_nodes(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -277,7 +285,8 @@ TOOLS: tuple[Tool, ...] = (
         "search_nodes", "Search the graph",
         "Find entities whose name, type or observations match the query (words, or a part of "
         "a word), best matches first, with the relations that touch them. Paged like read_graph.",
-        {"query": {"type": "string", "maxLength": MAX_QUERY_CHARS, "description": "Words or text to look for"}},
+        {"query": {"type": "string", "maxLength": MAX_QUERY_CHARS, "description": "Words or text to look for"},
+         "origin": ORIGIN},
         ["query"], _search_nodes,
     ),
     _read(

@@ -20,6 +20,7 @@ from typing import Any
 
 from memesh.errors import ValidationError
 from memesh.mcp.events import MEMORY
+from memesh.mcp.graph_tools import ORIGIN
 from memesh.mcp.tools import Tool, ToolContext
 from memesh.store import memory as store
 from memesh.store.project import MAX_PATH_CHARS, project_for
@@ -93,6 +94,10 @@ def _memory(ctx: ToolContext) -> Any:
     return ctx.services.memory
 
 
+def _origin(args: dict[str, Any]) -> dict[str, Any]:
+    return {"origin": args["origin"]} if "origin" in args else {}
+
+
 def _remember(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     project = window_project(ctx.context, args.get("project"))
     memory = _memory(ctx).remember(args["content"], tags=args.get("tags"), kind=args.get("kind", store.DEFAULT_KIND),
@@ -104,7 +109,8 @@ def _remember(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 def _recall(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     return _memory(ctx).recall(args["query"], project=window_project(ctx.context, args.get("project")),
                                all_projects=args.get("all_projects", False), tags=args.get("tags"),
-                               kind=args.get("kind"), limit=args.get("limit"), cursor=args.get("cursor"))
+                               kind=args.get("kind"), limit=args.get("limit"), cursor=args.get("cursor"),
+                               **_origin(args))
 
 
 def _forget(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +122,7 @@ def _forget(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 def _list(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     return _memory(ctx).list(project=window_project(ctx.context, args.get("project")),
                              all_projects=args.get("all_projects", False), tags=args.get("tags"),
-                             kind=args.get("kind"), limit=args.get("limit"), cursor=args.get("cursor"))
+                             kind=args.get("kind"), limit=args.get("limit"), cursor=args.get("cursor"), **_origin(args))
 
 
 TOOLS: tuple[Tool, ...] = (
@@ -161,6 +167,7 @@ TOOLS: tuple[Tool, ...] = (
                        "description": "nextCursor from the previous result of the same call"},
             "project": _PROJECT,
             "all_projects": _ALL,
+            "origin": ORIGIN,
         }, ["query"]),
         output_schema=_obj({
             "memories": _MEMORIES,
@@ -200,6 +207,7 @@ TOOLS: tuple[Tool, ...] = (
                        "description": "nextCursor from the previous page of the same call"},
             "project": _PROJECT,
             "all_projects": _ALL,
+            "origin": ORIGIN,
         }, []),
         output_schema=_obj({
             "memories": _MEMORIES,

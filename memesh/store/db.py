@@ -177,12 +177,30 @@ CREATE TABLE changes (
 );
 """
 
+
+def _rekey_projects_by_remote(conn: sqlite3.Connection) -> None:
+    """Memories of a git work tree with a network remote move to the remote's key.
+
+    Projects used to be keyed by directory alone; now a repository is one project
+    wherever it is checked out (memesh.store.project). A memory whose text the remote's
+    project holds already stays where it was (still found with all_projects).
+    """
+    from memesh.store.project import git_remote_url, has_git_entry, normalise_remote
+
+    for (path,) in conn.execute("SELECT DISTINCT project FROM memories WHERE project LIKE '/%'").fetchall():
+        key = normalise_remote(git_remote_url(path)) if has_git_entry(path) else None
+        if key:
+            conn.execute("UPDATE OR IGNORE memories SET project = ? WHERE project = ?", (key, path))
+            logger.info("memories of %s are now kept under its git remote %s", path, key)
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _SCHEMA_V1),
     (2, _add_trigram_index),
     (3, _SCHEMA_V3_MEMORY),
     (4, _SCHEMA_V4_CHANGES),
     (5, _SCHEMA_V5_A2A),
+    (6, _rekey_projects_by_remote),
 ]
 
 

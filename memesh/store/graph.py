@@ -89,6 +89,7 @@ from typing import IO, Any
 from memesh.errors import NotFound, ValidationError
 from memesh.store.changes import GRAPH, OnChange, tracked_write
 from memesh.store.db import Database, fold_case, search_index_insert
+from memesh.store.origin import check_origin, default_origin, matches
 from memesh.store.pages import ENVELOPE as _ENVELOPE
 from memesh.store.pages import MAX_RESULT_CHARS
 from memesh.store.pages import fill_entity as _fill_entity
@@ -288,6 +289,125 @@ def _named_texts(values: Any, name: str, texts_field: str) -> list[tuple[str, li
     return items
 
 
+# -- page assembly, pure: shared with the PostgreSQL backend (memesh.store.pg.graph) ----------
+def continued_entity_page(entity: Json, skip: int) -> Json | None:
+    """The read_graph page that continues an entity too large for one page, ``skip`` observations
+    in; None when none of its observations is left (the listing goes on after it)."""
+    shown, _, done = _fill_entity(entity, [], skip, MAX_RESULT_CHARS - _ENVELOPE)
+    if shown is None:
+        return None
+    page: Json = {"entities": [shown], "relations": []}
+    more = done < len(entity["observations"])
+    page["nextCursor"] = _encode_cursor("graph", "", ["o", [entity["name"], done]] if more else ["e", entity["name"]])
+    return page
+
+
+def graph_page(items: list[tuple[str, Any, Json]], limit: int) -> Json:
+    """A read_graph page of ``items`` (("e", name, entity) then ("r", key, relation)), fetched
+    ``limit + 1`` at most, cut to ``limit`` items and the size ceiling, with its cursor."""
+    page: Json = {"entities": [], "relations": []}
+    left, taken = MAX_RESULT_CHARS - _ENVELOPE, 0
+    for kind, _, item in items[:limit]:
+        cost = _size(item)
+        if cost > left:
+            if taken:
+                break
+            shown, _, done = _fill_entity(item, [], 0, left)   # an entity alone too big for a page
+            page["entities"].append(shown)
+            if done < len(item["observations"]):
+                page["nextCursor"] = _encode_cursor("graph", "", ["o", [item["name"], done]])
+                return page
+            taken += 1
+            break
+        page["entities" if kind == "e" else "relations"].append(item)
+        left, taken = left - cost, taken + 1
+    if taken < len(items):
+        page["nextCursor"] = _encode_cursor("graph", "", list(items[taken - 1][:2]))
+    return page
+
+
+def entity_page(entities: list[tuple[int, Json]], relation_rows: Iterable[tuple[Any, ...]], candidates: int,
+                skip: int, next_cursor: Callable[[int, int], str]) -> Json:
+    """A search/open page: ``entities`` (id, entity) in order, each followed by its not yet shown
+    relations, under the size ceiling; more pages when fewer than ``candidates`` fit.
+
+    ``relation_rows``: (from_id, to_id, from_name, to_name, relationType) of every relation
+    touching the entities, in listing order. ``skip``: pieces of the first entity shown on
+    earlier pages (see :func:`memesh.store.pages.fill_entity`). ``next_cursor(n, done)``
+    continues after ``n`` entities, ``done`` pieces into the next.
+    """
+    touching: dict[int, list[tuple[int, Json]]] = defaultdict(list)
+    for n, (source, target, *names) in enumerate(relation_rows):
+        for end in {source, target}:
+            touching[end].append((n, _relation_dict(*names)))
+    page: Json = {"entities": [], "relations": []}
+    left, taken, shown = MAX_RESULT_CHARS - _ENVELOPE, 0, set()
+    for entity_id, entity in entities:
+        new = [(n, rel) for n, rel in touching[entity_id] if n not in shown]
+        cost = _size(entity) + sum(_size(rel) for _, rel in new)
+        if cost <= left and not (taken == 0 and skip):
+            page["entities"].append(entity)
+            page["relations"] += [rel for _, rel in new]
+            shown.update(n for n, _ in new)
+            left, taken = left - cost, taken + 1
+            continue
+        if taken:
+            break
+        # The page's first entity is too big for it, or continues from an earlier page:
+        # show the pieces that fit; the cursor continues with the rest of it.
+        first, relations, done = _fill_entity(entity, [rel for _, rel in new], skip, left)
+        if first is not None:
+            page["entities"].append(first)
+        page["relations"] += relations
+        pieces = len(entity["observations"]) + len(new)
+        if done < pieces:
+            pending = min(len(new), pieces - done)
+            if pending:
+                page["omittedRelations"] = pending
+            page["nextCursor"] = next_cursor(0, done)
+            return page
+        taken = 1
+        break
+    if taken < candidates:
+        page["nextCursor"] = next_cursor(taken, 0)
+    return page
+
+
+def parse_jsonl(fp: Iterable[str | bytes]) -> tuple[dict[str, tuple[str, list[str]]], dict[tuple[str, str, str], None]]:
+    """Read a reference-format JSONL graph: ``({name: (type, observations)}, {(from, to, type): None})``,
+    first occurrence wins. ValidationError names the line."""
+    entities: dict[str, tuple[str, list[str]]] = {}
+    relations: dict[tuple[str, str, str], None] = {}
+    for number, line in enumerate(fp, 1):
+        try:
+            text = line.decode("utf-8") if isinstance(line, bytes) else line
+            text = text.lstrip("\ufeff") if number == 1 else text
+            if not text.strip():
+                continue
+            try:
+                item = json.loads(text)
+            except ValueError as exc:
+                raise ValidationError(f"not valid JSON ({exc})") from None
+            if not isinstance(item, dict):
+                raise ValidationError(f"expected a JSON object, got {_kind(item)}")
+            if item.get("type") == "entity":
+                name, entity_type, observations = _entity(item, "")
+                entities.setdefault(name, (entity_type, observations))
+            elif item.get("type") == "relation":
+                relations.setdefault(_relation(item, ""))
+            else:
+                raise ValidationError('type: expected "entity" or "relation"')
+        except (ValidationError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"line {number}: {exc}") from None
+    return entities, relations
+
+
+def jsonl_line(obj: Json) -> str:
+    """One line of the reference server's JSONL format (no raw Unicode line breaks)."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return text.translate(_LINE_BREAKS) + "\n"
+
+
 @contextlib.contextmanager
 def _graph_write(db: Database, on_change: OnChange | None) -> Iterator[Any]:
     with tracked_write(db, on_change, GRAPH) as (conn, _):
@@ -462,12 +582,8 @@ class KnowledgeGraph:
                 row = conn.execute("SELECT id FROM entities WHERE name = ? AND entity_type IS NOT NULL",
                                    (name,)).fetchone()
                 if row is not None:
-                    entity = self._entities(conn, [row[0]])[0][1]
-                    shown, _, done = _fill_entity(entity, [], skip, MAX_RESULT_CHARS - _ENVELOPE)
-                    if shown is not None:
-                        page: Json = {"entities": [shown], "relations": []}
-                        more = done < len(entity["observations"])
-                        page["nextCursor"] = _encode_cursor("graph", "", ["o", [name, done]] if more else ["e", name])
+                    page = continued_entity_page(self._entities(conn, [row[0]])[0][1], skip)
+                    if page is not None:
                         return page
                 phase, after = "e", name   # it is gone or complete: go on after it
             if phase == "e":
@@ -482,32 +598,22 @@ class KnowledgeGraph:
                 rows = conn.execute(f"{_NAMED_RELATIONS} {where} ORDER BY r.from_id, r.to_id, r.relation_type "
                                     f"LIMIT ?", (*(after or []), limit + 1 - len(items)))
                 items += [("r", [f, t, rt], _relation_dict(fn, tn, rt)) for f, t, fn, tn, rt in rows]
-        page: Json = {"entities": [], "relations": []}
-        left, taken = MAX_RESULT_CHARS - _ENVELOPE, 0
-        for kind, _, item in items[:limit]:
-            cost = _size(item)
-            if cost > left:
-                if taken:
-                    break
-                shown, _, done = _fill_entity(item, [], 0, left)   # an entity alone too big for a page
-                page["entities"].append(shown)
-                if done < len(item["observations"]):
-                    page["nextCursor"] = _encode_cursor("graph", "", ["o", [item["name"], done]])
-                    return page
-                taken += 1
-                break
-            page["entities" if kind == "e" else "relations"].append(item)
-            left, taken = left - cost, taken + 1
-        if taken < len(items):
-            page["nextCursor"] = _encode_cursor("graph", "", list(items[taken - 1][:2]))
-        return page
+        return graph_page(items, limit)
 
-    def search_nodes(self, query: str, limit: int | None = None, cursor: str | None = None) -> Json:
-        """Entities matching ``query``, best first, with the relations touching them."""
+    def search_nodes(self, query: str, limit: int | None = None, cursor: str | None = None,
+                     origin: Json | None = None) -> Json:
+        """Entities matching ``query``, best first, with the relations touching them.
+
+        ``origin`` ({"user"?, "host"?}): only what that user/host wrote; everything in a
+        SQLite store counts as written by this process's user and host (memesh.store.origin).
+        """
         query = _text(query, "query")
         limit = _limit(limit, DEFAULT_SEARCH_LIMIT)
-        scope = _fingerprint(query)
+        wanted_origin = check_origin(origin)
+        scope = _fingerprint(query if not wanted_origin else query + json.dumps(list(wanted_origin.values())))
         offset, skip = _offset(_decode_cursor(cursor, "search", scope, _is_offset) or 0)
+        if not matches(wanted_origin, default_origin()):
+            return {"entities": [], "relations": []}
         with self._db.read() as conn:
             ids = self._ranked_ids(conn, query, offset + limit + 1)[offset:]
             return self._page(conn, ids, limit, skip,
@@ -580,44 +686,10 @@ class KnowledgeGraph:
         ``next_cursor(n, done)`` continues after ``n`` entities, ``done`` pieces into the next.
         """
         arg = json.dumps(ids[:limit])
-        touching: dict[int, list[tuple[int, Json]]] = defaultdict(list)
         rows = conn.execute(f"{_NAMED_RELATIONS} WHERE r.id IN (SELECT id FROM relations WHERE from_id IN "
                             f"({_IDS}) UNION SELECT id FROM relations WHERE to_id "
                             f"IN ({_IDS})) ORDER BY 3, 4, 5", (arg, arg))
-        for n, (source, target, *names) in enumerate(rows):
-            for end in {source, target}:
-                touching[end].append((n, _relation_dict(*names)))
-        page: Json = {"entities": [], "relations": []}
-        left, taken, shown = MAX_RESULT_CHARS - _ENVELOPE, 0, set()
-        for entity_id, entity in self._entities(conn, ids[:limit]):
-            new = [(n, rel) for n, rel in touching[entity_id] if n not in shown]
-            cost = _size(entity) + sum(_size(rel) for _, rel in new)
-            if cost <= left and not (taken == 0 and skip):
-                page["entities"].append(entity)
-                page["relations"] += [rel for _, rel in new]
-                shown.update(n for n, _ in new)
-                left, taken = left - cost, taken + 1
-                continue
-            if taken:
-                break
-            # The page's first entity is too big for it, or continues from an earlier page:
-            # show the pieces that fit; the cursor continues with the rest of it.
-            first, relations, done = _fill_entity(entity, [rel for _, rel in new], skip, left)
-            if first is not None:
-                page["entities"].append(first)
-            page["relations"] += relations
-            pieces = len(entity["observations"]) + len(new)
-            if done < pieces:
-                pending = min(len(new), pieces - done)
-                if pending:
-                    page["omittedRelations"] = pending
-                page["nextCursor"] = next_cursor(0, done)
-                return page
-            taken = 1
-            break
-        if taken < len(ids):
-            page["nextCursor"] = next_cursor(taken, 0)
-        return page
+        return entity_page(self._entities(conn, ids[:limit]), rows, len(ids), skip, next_cursor)
 
     # -- whole-graph operations -------------------------------------------------------
     def stats(self) -> dict[str, int]:
@@ -633,8 +705,7 @@ class KnowledgeGraph:
         counts = {"entities": 0, "relations": 0}
 
         def line(obj: Json) -> None:
-            text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-            fp.write(text.translate(_LINE_BREAKS) + "\n")
+            fp.write(jsonl_line(obj))
 
         with self._db.read() as conn:
             rows = conn.execute("SELECT e.name, e.entity_type, o.content FROM entities e LEFT JOIN observations o "
@@ -650,30 +721,7 @@ class KnowledgeGraph:
 
     def import_jsonl(self, fp: Iterable[str | bytes]) -> dict[str, int]:
         """Add a reference-format JSONL graph; all or nothing. Returns counts created."""
-        entities: dict[str, tuple[str, list[str]]] = {}
-        relations: dict[tuple[str, str, str], None] = {}
-        for number, line in enumerate(fp, 1):
-            try:
-                text = line.decode("utf-8") if isinstance(line, bytes) else line
-                text = text.lstrip("\ufeff") if number == 1 else text
-                if not text.strip():
-                    continue
-                try:
-                    item = json.loads(text)
-                except ValueError as exc:
-                    raise ValidationError(f"not valid JSON ({exc})") from None
-                if not isinstance(item, dict):
-                    raise ValidationError(f"expected a JSON object, got {_kind(item)}")
-                if item.get("type") == "entity":
-                    name, entity_type, observations = _entity(item, "")
-                    entities.setdefault(name, (entity_type, observations))
-                elif item.get("type") == "relation":
-                    relations.setdefault(_relation(item, ""))
-                else:
-                    raise ValidationError('type: expected "entity" or "relation"')
-            except (ValidationError, UnicodeDecodeError) as exc:
-                raise ValidationError(f"line {number}: {exc}") from None
-        return self._import(entities, relations)
+        return self._import(*parse_jsonl(fp))
 
     def _import(self, entities: dict[str, tuple[str, list[str]]],
                 relations: dict[tuple[str, str, str], None]) -> dict[str, int]:

@@ -11,9 +11,10 @@ Shape of a memory::
 
 Decisions:
 
-* **Project scope.** Every memory belongs to one project: a normalised absolute directory
-  path (see :mod:`memesh.store.project`), or ``""`` for memories made outside any
-  project (from Python, say). Reads look at one project unless ``all_projects`` is set.
+* **Project scope.** Every memory belongs to one project: the normalised git remote of
+  its repository (``github.com/org/repo``), else a normalised absolute directory path
+  (see :mod:`memesh.store.project`), or ``""`` for memories made outside any project
+  (from Python, say). Reads look at one project unless ``all_projects`` is set.
 * **No duplicates.** Content is stripped of surrounding whitespace; the same text in the
   same project is one memory. Remembering it again returns that memory with
   ``"created": false``, adds the new tags, keeps the larger importance and the first
@@ -54,7 +55,8 @@ from memesh.errors import ValidationError
 from memesh.store.changes import MEMORY, OnChange, tracked_write
 from memesh.store.db import Database
 from memesh.store.graph import MAX_RESULT_CHARS
-from memesh.store.project import normalise_path, project_for
+from memesh.store.origin import check_origin, default_origin, matches
+from memesh.store.project import is_remote_key, normalise_path, project_for
 
 __all__ = ["MemoryStore", "project_for"]
 
@@ -121,8 +123,8 @@ def _importance(value: object) -> float | None:
 
 
 def _project(value: object) -> str:
-    if value == "":
-        return ""
+    if value == "" or is_remote_key(value):  # type: ignore[arg-type]
+        return value  # type: ignore[return-value]
     return normalise_path(value, "project")  # type: ignore[arg-type]
 
 
@@ -299,7 +301,7 @@ class MemoryStore:
     # -- reads ------------------------------------------------------------------------
     def recall(self, query: str = "", *, project: str = "", all_projects: bool = False,
                tags: Sequence[str] | None = None, kind: str | None = None, limit: int | None = None,
-               cursor: str | None = None) -> Json:
+               cursor: str | None = None, origin: dict | None = None) -> Json:
         """Memories for ``query``, best first (module doc: Ranking); newest first if it is empty.
 
         Returns ``{"memories": [...], "project": str, "allProjects": bool}`` plus, when the
@@ -314,6 +316,8 @@ class MemoryStore:
             [text, scope, everywhere, filters.tags, filters.kind, wanted]).encode("utf-8")).hexdigest()[:16]
         offset = _decode_offset(cursor, fingerprint)
         scores: dict[int, float] = {}
+        if not matches(check_origin(origin), default_origin()):  # all of a SQLite store is this user's
+            return {"memories": [], "project": scope, "allProjects": everywhere}
         with self._db.read() as conn:
             if not text.strip():
                 ranked = self._newest(conn, scope, everywhere, filters, wanted)[offset:]
@@ -333,10 +337,13 @@ class MemoryStore:
         return out
 
     def list(self, *, project: str = "", all_projects: bool = False, tags: Sequence[str] | None = None,
-             kind: str | None = None, limit: int | None = None, cursor: str | None = None) -> Json:
+             kind: str | None = None, limit: int | None = None, cursor: str | None = None,
+             origin: dict | None = None) -> Json:
         """One page of memories, newest first: ``{"memories": [...], "nextCursor"?: str}``."""
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
         filters, wanted = _Filters(tags, kind), _limit(limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+        if not matches(check_origin(origin), default_origin()):  # all of a SQLite store is this user's
+            return {"memories": []}
         fingerprint = hashlib.sha256(json.dumps(
             [scope, everywhere, filters.tags, filters.kind]).encode("utf-8")).hexdigest()[:16]
         after = _decode_cursor(cursor, fingerprint)

@@ -1,6 +1,7 @@
 """`memesh shell` and `memesh.connect()` from other processes see a window's writes live."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -60,3 +61,14 @@ def test_config_show_names_the_source_of_every_setting(memesh_home):
     assert rows["daemon.log_level"][2] == "env:MEMESH_DAEMON_LOG_LEVEL"  # the environment beats the file
     assert rows["daemon.drain_timeout"][1:] == ["1234", "env:MEMESH_DAEMON_DRAIN_TIMEOUT"]
     assert rows["daemon.heartbeat_interval"][2] == "default"
+
+
+def test_config_show_names_the_storage_and_never_prints_its_password(memesh_home):
+    url = "postgresql://alice:Zq9-hunter2@db.example.com:6432/team?sslmode=require"
+    done = memesh_home.cli("config", "show", env={"MEMESH_STORAGE_URL": url})
+    assert done.returncode == 0, done.stderr
+    assert "Zq9-hunter2" not in done.stdout
+    assert "storage      postgresql postgresql://alice:***@db.example.com:6432/team?sslmode=require" in done.stdout
+    done = memesh_home.cli("config", "show", "--json", env={"MEMESH_STORAGE_URL": url})
+    assert "Zq9-hunter2" not in done.stdout
+    assert json.loads(done.stdout)["storage"].startswith("postgresql postgresql://alice:***@")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
+import subprocess
 import types
 
 import jsonschema
@@ -19,8 +21,8 @@ from memesh.mcp.session import McpSession
 from memesh.mcp.tools import default_registry
 from memesh.store.db import Database
 from memesh.store.graph import KnowledgeGraph
-from memesh.store.memory import MemoryStore
 from tests.mcp.stdio_driver import STATELESS_META, SessionClient
+from tests.store.backends import open_backend
 
 MEMORY_TOOLS = ["remember", "recall", "forget", "list_memories"]
 
@@ -35,14 +37,14 @@ def projects(tmp_path) -> types.SimpleNamespace:
 
 
 @pytest.fixture
-def services(tmp_path):
-    database = Database(tmp_path / "memesh.db")
+def services(backend, tmp_path):
+    """The services of a window, on each storage backend (SQLite and PostgreSQL)."""
+    events = EventBus()   # the stores announce their writes on it, as in the daemon
+    storage = open_backend(backend, tmp_path, on_change=events.on_change)
     try:
-        events = EventBus()   # the stores announce their writes on it, as in the daemon
-        yield types.SimpleNamespace(graph=KnowledgeGraph(database, on_change=events.on_change),
-                                    memory=MemoryStore(database, on_change=events.on_change), events=events)
+        yield types.SimpleNamespace(graph=storage.graph, memory=storage.memory, events=events)
     finally:
-        database.close()
+        storage.close()
 
 
 @pytest.fixture
@@ -204,6 +206,21 @@ def test_subscribers_of_recent_memory_hear_of_every_memory_write(window, project
     assert other.notifications("notifications/resources/updated") == []
     watcher.request("ping")  # anything queued before this reply has arrived by now
     assert len(watcher.notifications("notifications/resources/updated")) == 2
+
+
+def test_one_repository_checked_out_at_two_paths_shares_its_memories(window, tmp_path):
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    clones = [tmp_path / "machine-a" / "repo", tmp_path / "machine-b" / "work" / "repo-copy"]
+    for clone, url in zip(clones, ["git@github.com:acme/widgets.git", "https://github.com/acme/widgets"]):
+        clone.mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", str(clone)], check=True, timeout=30)
+        subprocess.run(["git", "remote", "add", "origin", url], cwd=clone, check=True, timeout=30)
+    laptop, devbox = window(cwd=str(clones[0])), window(cwd=str(clones[1] / "."))
+    structured(laptop, "remember", {"content": "widgets release with make ship"})
+    found = structured(devbox, "recall", {"query": "release widgets"})
+    assert [m["content"] for m in found["memories"]] == ["widgets release with make ship"]
+    assert found["project"] == "github.com/acme/widgets"
 
 
 def test_without_a_memory_service_neither_tools_nor_resource_are_offered(tmp_path):

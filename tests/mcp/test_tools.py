@@ -19,6 +19,7 @@ from memesh.mcp.tools import (
     load_tools,
     read_only_tool_names,
 )
+from tests.store.backends import open_backend
 
 REFERENCE = {  # the reference server's tools: argument names and required arguments
     "create_entities": ({"entities"}, {"entities"}),
@@ -28,12 +29,20 @@ REFERENCE = {  # the reference server's tools: argument names and required argum
     "delete_observations": ({"deletions"}, {"deletions"}),
     "delete_relations": ({"relations"}, {"relations"}),
     "read_graph": ({"limit", "cursor"}, set()),
-    "search_nodes": ({"query", "limit", "cursor"}, {"query"}),
+    "search_nodes": ({"query", "limit", "cursor", "origin"}, {"query"}),
     "open_nodes": ({"names", "limit", "cursor"}, {"names"}),
 }
 READS = {"read_graph", "search_nodes", "open_nodes", "recall", "list_memories", "a2a_agents", "a2a_inbox", "a2a_get_task"}
 DELETES = {"delete_entities", "delete_observations", "delete_relations", "forget", "a2a_cancel"}
 NOT_IDEMPOTENT = {"a2a_send", "a2a_reply"}   # a second call sends a second task / finds the task answered
+
+
+@pytest.fixture
+def graph(backend, tmp_path):
+    """A fresh graph on each storage backend (SQLite and PostgreSQL)."""
+    storage = open_backend(backend, tmp_path)
+    yield storage.graph
+    storage.close()
 
 
 @pytest.fixture

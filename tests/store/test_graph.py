@@ -4,7 +4,6 @@ import json
 import multiprocessing
 import pickle
 import random
-import sqlite3
 import threading
 import traceback
 
@@ -14,6 +13,7 @@ from memesh.errors import NotFound, ValidationError
 from memesh.store import graph as graphmod
 from memesh.store.db import MIGRATIONS, Database
 from memesh.store.graph import MAX_RESULT_CHARS, KnowledgeGraph
+from tests.store.backends import open_backend, run_sql
 
 
 def ent(name, entity_type="thing", observations=()):
@@ -25,10 +25,11 @@ def rel(source, target, relation_type="knows"):
 
 
 @pytest.fixture
-def graph(tmp_path):
-    g = KnowledgeGraph(tmp_path / "graph.db")
-    yield g
-    g.close()
+def graph(backend, tmp_path):
+    """A fresh graph on each backend (SQLite and PostgreSQL)."""
+    storage = open_backend(backend, tmp_path)
+    yield storage.graph
+    storage.close()
 
 
 def all_pages(call, **kwargs):
@@ -48,13 +49,6 @@ def all_pages(call, **kwargs):
 def names(result):
     return [e["name"] for e in result["entities"]]
 
-
-def sql(graph_path, query, *params):
-    conn = sqlite3.connect(graph_path)
-    try:
-        return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
 
 
 # -- create ---------------------------------------------------------------------------
@@ -137,15 +131,14 @@ def test_delete_observations_counts_what_it_removed_and_ignores_unknowns(graph):
 
 
 # -- delete ---------------------------------------------------------------------------
-def test_delete_entities_removes_their_observations_and_every_relation_touching_them(graph, tmp_path):
+def test_delete_entities_removes_their_observations_and_every_relation_touching_them(graph, backend):
     graph.create_entities([ent("A", observations=["a1", "a2"]), ent("B"), ent("C")])
     graph.create_relations([rel("A", "B"), rel("C", "A"), rel("B", "C"), rel("A", "Ghost")])
     assert graph.delete_entities(["A", "Unknown"]) == {"deleted": 1}
     assert graph.read_graph() == {"entities": [ent("B"), ent("C")], "relations": [rel("B", "C")]}
-    path = tmp_path / "graph.db"
-    assert sql(path, "SELECT count(*) FROM observations") == [(0,)]
-    assert sql(path, "SELECT name FROM entities ORDER BY name") == [("B",), ("C",)]  # stub gone
-    assert sql(path, "PRAGMA foreign_key_check") == []
+    assert run_sql(backend, "SELECT count(*) FROM observations") == [(0,)]
+    assert run_sql(backend, "SELECT name FROM entities ORDER BY name") == [("B",), ("C",)]  # stub gone
+    assert run_sql(backend, "SELECT count(*) FROM relations") == [(1,)]
     assert names(graph.search_nodes("a1")) == []
 
 
@@ -156,13 +149,13 @@ def test_deleting_a_name_only_used_by_relations_removes_those_relations(graph):
     assert graph.read_graph()["relations"] == []
 
 
-def test_delete_relations_counts_removals_ignores_unknowns_and_drops_unused_stubs(graph, tmp_path):
+def test_delete_relations_counts_removals_ignores_unknowns_and_drops_unused_stubs(graph, backend):
     graph.create_entities([ent("A"), ent("B")])
     graph.create_relations([rel("A", "B"), rel("A", "Ghost")])
     result = graph.delete_relations([rel("A", "B"), rel("A", "Ghost"), rel("X", "Y"), rel("B", "A")])
     assert result == {"deleted": 2}
     assert graph.read_graph() == {"entities": [ent("A"), ent("B")], "relations": []}
-    assert sql(tmp_path / "graph.db", "SELECT count(*) FROM entities") == [(2,)]
+    assert run_sql(backend, "SELECT count(*) FROM entities") == [(2,)]
 
 
 # -- read, open ---------------------------------------------------------------------------
@@ -193,9 +186,9 @@ def test_results_are_plain_json_data_without_timestamps(graph):
     assert set(graph.read_graph()["entities"][0]) == {"name", "entityType", "observations"}
 
 
-def test_timestamps_are_stored_per_entity(graph, tmp_path):
+def test_timestamps_are_stored_per_entity(graph, backend):
     graph.create_entities([ent("A")])
-    [(created, updated)] = sql(tmp_path / "graph.db", "SELECT created_at, updated_at FROM entities")
+    [(created, updated)] = run_sql(backend, "SELECT created_at, updated_at FROM entities")
     assert created > 0 and updated >= created
 
 

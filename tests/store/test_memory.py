@@ -14,6 +14,7 @@ from memesh.errors import ValidationError
 from memesh.store import memory as memorymod
 from memesh.store.db import Database
 from memesh.store.memory import MemoryStore, fts_query, iso_utc, score
+from tests.store.backends import open_backend
 
 DAY = 86400.0
 A, B = "/work/alpha", "/work/beta"
@@ -35,15 +36,21 @@ def clock():
 
 
 @pytest.fixture
-def database(tmp_path):
-    db = Database(tmp_path / "memesh.db")
-    yield db
-    db.close()
+def storage(backend, tmp_path):
+    """Fresh storage on each backend (SQLite and PostgreSQL)."""
+    opened = open_backend(backend, tmp_path)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
-def store(database, clock):
-    return MemoryStore(database, clock=clock)
+def database(storage):
+    return storage.db
+
+
+@pytest.fixture
+def store(storage, clock):
+    return type(storage.memory)(storage.db, clock=clock)
 
 
 def contents(result):
@@ -285,8 +292,8 @@ def test_the_memories_recall_leaves_out_are_reached_through_its_cursor(store, qu
 
 
 # -- sharing ------------------------------------------------------------------------------
-def test_concurrent_remembers_of_the_same_text_store_it_once(database):
-    store, errors, results = MemoryStore(database), [], []
+def test_concurrent_remembers_of_the_same_text_store_it_once(storage):
+    store, errors, results = storage.memory, [], []
     barrier = threading.Barrier(8)
 
     def work() -> None:

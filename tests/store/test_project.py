@@ -7,7 +7,9 @@ import subprocess
 import pytest
 
 from memesh.errors import ValidationError
-from memesh.store.project import ancestors, normalise_path, project_for, root_path
+from memesh.store.db import MIGRATIONS, Database
+from memesh.store.memory import MemoryStore
+from memesh.store.project import ancestors, git_remote_url, normalise_path, project_for, root_path
 
 
 @pytest.fixture
@@ -61,3 +63,58 @@ def test_paths_are_normalised_without_the_filesystem():
     for bad in ("relative", "", "/a\x00b"):
         with pytest.raises(ValidationError, match="^cwd:"):
             normalise_path(bad)
+
+
+# -- projects keyed by their git remote ------------------------------------------------------
+def git(*args, cwd=None):
+    subprocess.run(["git", *args], cwd=cwd, check=True, timeout=30, capture_output=True)
+
+
+@pytest.fixture
+def clones(tmp_path):
+    """One repository checked out at two paths (two "machines"), its remote spelled two ways."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    first, second = tmp_path / "laptop" / "memesh", tmp_path / "devbox" / "src" / "mm"
+    for clone, url in ((first, "git@github.com:Acme/Memesh.git"), (second, "https://github.com/Acme/Memesh")):
+        clone.mkdir(parents=True)
+        git("init", "-q", str(clone))
+        git("remote", "add", "origin", url, cwd=clone)
+    (second / "pkg").mkdir()
+    return first, second
+
+
+def test_the_same_repository_at_two_paths_is_one_project_named_by_its_remote(clones):
+    first, second = clones
+    assert project_for(str(first)) == project_for(str(second / "pkg")) == "github.com/Acme/Memesh"
+
+
+def test_a_work_tree_without_a_network_remote_is_named_by_its_path(tree):
+    assert project_for(str(tree / "repo" / "src")) == str(tree / "repo")
+    (tree / "repo" / ".git" / "config").write_text('[remote "origin"]\n\turl = /srv/git/repo.git\n')
+    assert project_for(str(tree / "repo" / "src")) == str(tree / "repo")
+
+
+def test_origin_is_preferred_and_a_linked_worktree_reads_the_main_config(clones, tmp_path):
+    first, _ = clones
+    git("remote", "add", "aaa-mirror", "https://mirror.example.com/acme/memesh.git", cwd=first)
+    git("-c", "user.email=t@e", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x", cwd=first)
+    git("worktree", "add", "-q", str(tmp_path / "wt"), cwd=first)
+    assert git_remote_url(str(first)) == "git@github.com:Acme/Memesh.git"
+    assert project_for(str(tmp_path / "wt")) == "github.com/Acme/Memesh"
+
+
+def test_memories_of_an_older_store_move_to_their_repository_remote_key(clones, tmp_path):
+    first, _ = clones
+    old = Database(tmp_path / "old.db", migrations=MIGRATIONS[:5])
+    MemoryStore(old).remember("kept across the upgrade", project=str(first))
+    MemoryStore(old).remember("not in a repository", project=str(tmp_path))
+    old.close()
+    upgraded = Database(tmp_path / "old.db")
+    try:
+        store = MemoryStore(upgraded)
+        assert [m["content"] for m in store.recall("upgrade", project="github.com/Acme/Memesh")["memories"]] == [
+            "kept across the upgrade"]
+        assert store.stats()["byProject"] == {"github.com/Acme/Memesh": 1, str(tmp_path): 1}
+    finally:
+        upgraded.close()

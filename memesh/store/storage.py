@@ -1,0 +1,93 @@
+"""Opening the storage named by ``storage.url``: one function for the daemon, standalone mode and the CLI.
+
+:func:`open_storage` returns a :class:`Storage`: the graph and memory store (see
+:mod:`memesh.store.base`), the database object behind them, and a description without
+secrets for status displays. A PostgreSQL URL needs the ``postgres`` extra
+(``pip install 'memesh[postgres]'``); the password comes from the URL, ``PGPASSWORD``,
+``~/.pgpass`` (libpq reads those itself) or the ``storage.password_file`` setting.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from memesh.errors import ConfigError
+from memesh.store.url import StorageUrl, describe, parse_storage_url
+
+
+@dataclasses.dataclass
+class Storage:
+    graph: Any
+    memory: Any
+    db: Any
+    description: str
+    kind: str
+
+    def close(self) -> None:
+        self.db.close()
+
+    def start_feed(self, on_change: Any) -> Any:
+        """Start publishing other processes' writes to ``on_change``; returns what to ``stop()``.
+
+        SQLite: a :class:`~memesh.store.changes.ChangeFeed` on the changes table; PostgreSQL:
+        a :class:`~memesh.store.pg.listen.ChangeListener` on LISTEN/NOTIFY.
+        """
+        if self.kind == "postgresql":
+            from memesh.store.pg.listen import ChangeListener
+
+            return ChangeListener(self.db, on_change).start()
+        from memesh.store.changes import ChangeFeed
+
+        return ChangeFeed(self.db, on_change).start()
+
+    def available(self, feed: Any = None) -> bool:
+        """Whether the storage answered lately (always, for a local SQLite file)."""
+        if self.kind != "postgresql":
+            return True
+        return bool(self.db.available and (feed is None or feed.connected))
+
+
+def read_password_file(path: str) -> str:
+    """The first line of a password file (which should be private: 0600)."""
+    expanded = os.path.expanduser(path)
+    try:
+        with open(expanded, encoding="utf-8") as fh:
+            return fh.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"storage.password_file: cannot read {expanded}: {exc.strerror}") from None
+
+
+def open_storage(url: str | StorageUrl, default_path: str | os.PathLike[str], *, password_file: str = "",
+                 origin: tuple[str, str] | None = None, on_change: Any = None) -> Storage:
+    """Open the graph and memories at ``url`` (``sqlite:`` means ``default_path``).
+
+    ``on_change`` is the stores' hook, called after each committed write (memesh.store.changes).
+    """
+    storage = url if isinstance(url, StorageUrl) else parse_storage_url(url)
+    description = describe(storage, os.fspath(default_path))
+    if storage.is_postgresql:
+        try:
+            from memesh.store.pg.db import PgDatabase
+            from memesh.store.pg.graph import PgKnowledgeGraph
+            from memesh.store.pg.memory import PgMemoryStore
+        except ImportError as exc:
+            raise ConfigError(f"storage.url names PostgreSQL but psycopg is not installed ({exc}); "
+                              f"install it with: pip install 'memesh[postgres]'") from None
+        password = read_password_file(password_file) if password_file else None
+        pg = PgDatabase(storage.url or "", password=password, origin=origin)
+        return Storage(PgKnowledgeGraph(pg, on_change=on_change), PgMemoryStore(pg, on_change=on_change), pg,
+                       description, "postgresql")
+    from memesh.store.db import Database
+    from memesh.store.graph import KnowledgeGraph
+    from memesh.store.memory import MemoryStore
+
+    db = Database(storage.path or default_path)
+    return Storage(KnowledgeGraph(db, on_change=on_change), MemoryStore(db, on_change=on_change), db,
+                   description, "sqlite")
+
+
+def open_from_settings(settings: Any, default_path: str | os.PathLike[str], *, on_change: Any = None) -> Storage:
+    """:func:`open_storage` with the ``storage.*`` settings."""
+    return open_storage(settings["storage.url"], default_path, password_file=settings["storage.password_file"],
+                        on_change=on_change)

@@ -1,0 +1,107 @@
+"""Tests for memesh.store.copy and ``memesh storage copy``: SQLite into PostgreSQL and back."""
+from __future__ import annotations
+
+import io
+import os
+import time
+
+import pytest
+
+from memesh.errors import ValidationError
+from memesh.store.copy import copy_storage
+from memesh.store.storage import open_storage
+
+# The acceptance size is 100,000 entities (bench/bench_storage.py copies that many);
+# this test copies fewer by default to keep the suite's time modest on a loaded machine.
+ROUND_TRIP_ENTITIES = int(os.environ.get("MEMESH_TEST_COPY_ENTITIES", "20000"))
+
+
+def export(storage) -> str:
+    out = io.StringIO()
+    storage.graph.export_jsonl(out)
+    return out.getvalue()
+
+
+def fill(storage, count: int) -> None:
+    lines = []
+    for i in range(count):
+        lines.append('{"type":"entity","name":"e%06d","entityType":"kind%d","observations":["fact %d","shared ü"]}'
+                     % (i, i % 7, i))
+    for i in range(0, count, 3):
+        lines.append('{"type":"relation","from":"e%06d","to":"e%06d","relationType":"next"}' % (i, (i + 1) % count))
+    lines.append('{"type":"relation","from":"e000000","to":"Not Created Yet","relationType":"waits"}')
+    storage.graph.import_jsonl(lines)
+    storage.memory.remember("deploys go out on Thursdays", tags=["release", "ops"], importance=0.8,
+                            project="github.com/acme/widgets")
+    storage.memory.remember("a note without a project")
+
+
+@pytest.fixture
+def stores(tmp_path, pg_url):
+    opened = []
+
+    def open_(url):
+        opened.append(open_storage(url, tmp_path / "default.db"))
+        return opened[-1]
+
+    yield open_
+    for storage in opened:
+        storage.close()
+
+
+def test_a_sqlite_store_copied_into_postgresql_and_back_exports_identically(stores, tmp_path, pg_url):
+    original = stores(f"sqlite:{tmp_path}/original.db")
+    fill(original, ROUND_TRIP_ENTITIES)
+    team = stores(pg_url)
+    started = time.monotonic()
+    added = copy_storage(original, team)
+    into_pg = time.monotonic() - started
+    assert added == {"entities": ROUND_TRIP_ENTITIES, "relations": len(range(0, ROUND_TRIP_ENTITIES, 3)) + 1,
+                     "memories": 2}
+    back = stores(f"sqlite:{tmp_path}/back.db")
+    copy_storage(team, back)
+    assert export(back) == export(team) == export(original)
+    for store in (team, back):
+        found = store.memory.recall("thursdays", project="github.com/acme/widgets")["memories"]
+        assert [(m["content"], m["tags"], m["importance"]) for m in found] == [
+            ("deploys go out on Thursdays", ["ops", "release"], 0.8)]
+        assert store.memory.stats()["memories"] == 2
+        assert [e["name"] for e in store.graph.search_nodes("fact 17")["entities"]][:1] == ["e000017"]
+    print(f"copied {ROUND_TRIP_ENTITIES} entities into PostgreSQL in {into_pg:.1f}s")
+
+
+def test_copying_twice_adds_nothing_the_second_time(stores, tmp_path, pg_url):
+    original = stores(f"sqlite:{tmp_path}/original.db")
+    fill(original, 50)
+    team = stores(pg_url)
+    copy_storage(original, team)
+    before = export(team)
+    assert copy_storage(original, team) == {"entities": 0, "relations": 0, "memories": 0}
+    assert export(team) == before and team.memory.stats()["memories"] == 2
+
+
+def test_a_copy_that_fails_leaves_the_destination_unchanged(stores, tmp_path, pg_url):
+    original = stores(f"sqlite:{tmp_path}/original.db")
+    fill(original, 50)
+    original.graph.create_entities([{"name": "zzz", "entityType": "t", "observations": ["NUL \x00 inside"]}])
+    team = stores(pg_url)
+    team.graph.create_entities([{"name": "already", "entityType": "t", "observations": []}])
+    before = export(team)
+    with pytest.raises(ValidationError, match="NUL"):
+        copy_storage(original, team)  # PostgreSQL text cannot hold NUL: the last entity fails
+    assert export(team) == before and team.memory.stats()["memories"] == 0
+
+
+def test_the_storage_copy_command_copies_into_postgresql_and_says_what_it_added(memesh_home, pg_url):
+    store = open_storage("sqlite:", memesh_home.path / "memesh.db")
+    fill(store, 30)
+    store.close()
+    done = memesh_home.cli("storage", "copy", "--to", pg_url)
+    assert done.returncode == 0, done.stderr
+    assert "added 30 entities, 11 relations, 2 memories" in done.stdout
+    again = memesh_home.cli("storage", "copy", "--to", pg_url)
+    assert "added 0 entities, 0 relations, 0 memories" in again.stdout
+    shown = memesh_home.cli("storage", "show", env={"MEMESH_STORAGE_URL": pg_url})
+    assert shown.stdout.strip() == f"postgresql {pg_url}"
+    bad = memesh_home.cli("storage", "copy", "--to", "mysql://x/y")
+    assert bad.returncode == 78 and "--to:" in bad.stderr
