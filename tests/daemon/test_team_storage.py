@@ -17,6 +17,7 @@ from tests.support import wait_until
 
 WINDOW_ARGV = [sys.executable, "-m", "memesh"]
 GRAPH_URI = "memesh://graph"
+RECENT_URI = "memesh://memory/recent"
 
 
 @pytest.fixture
@@ -107,3 +108,17 @@ def test_daemon_status_names_the_postgresql_storage_without_the_password(machine
     assert status["storage"] == "postgresql " + pg_url
     text = homes[0].cli("daemon", "status").stdout
     assert f"storage     postgresql {pg_url}" in text and "UNAVAILABLE" not in text
+
+
+def test_a_memory_written_on_one_machine_reaches_the_other_machines_window_of_that_project(machines):
+    homes, open_window = machines
+    writer, watcher = open_window(0), open_window(1)  # both started in this checkout: one project
+    assert watcher.result("resources/subscribe", {"uri": RECENT_URI}) == {}
+    writer.call("remember", {"content": "warm-up note"})  # the other daemon's listener is connected
+    watcher.wait_notification("notifications/resources/updated", timeout=10)
+    before = len(watcher.notifications("notifications/resources/updated"))
+    made = writer.call("remember", {"content": "the staging database moved to db2"})["structuredContent"]
+    watcher.wait_notification("notifications/resources/updated", count=before + 1, timeout=1.0)
+    recent = json.loads(watcher.result("resources/read", {"uri": RECENT_URI})["contents"][0]["text"])
+    assert recent["project"] == made["project"]
+    assert "the staging database moved to db2" in [m["content"] for m in recent["memories"]]
