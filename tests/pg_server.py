@@ -150,7 +150,11 @@ class PgServer:
         hba.write_text(f"local all {role} scram-sha-256\n" + hba.read_text())
         self.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'", f"GRANT ALL ON DATABASE {TEMPLATE} TO {role}",
                    "SELECT pg_reload_conf()")
-        self.admin(f"GRANT ALL ON SCHEMA public TO {role}", database=TEMPLATE)
+
+    def grant_schema(self, url: str, role: str) -> None:
+        """Let ``role`` use the schema of a :meth:`create_database` URL (and create in it)."""
+        self.admin(f"GRANT ALL ON SCHEMA {url.split('search_path%3D')[1].split('%2C')[0]} TO {role}",
+                   database=TEMPLATE)
 
     def make_template(self) -> bool:
         """Create the database the tests work in; returns whether pg_trgm is installed in it."""

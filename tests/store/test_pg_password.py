@@ -20,7 +20,8 @@ def password_role(pg_server):
 
 
 @pytest.fixture
-def role_url(pg_url, password_role):
+def role_url(pg_url, password_role, pg_server):
+    pg_server.grant_schema(pg_url, password_role)
     return pg_url.replace(f"//{SUPERUSER}@", f"//{password_role}@")
 
 

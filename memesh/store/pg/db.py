@@ -163,13 +163,15 @@ class PgDatabase:
             for version, step in self._migrations:
                 self._run(lambda cur, v=version, s=step: self._migrate_one(cur, v, s), retry=True, pipeline=False)
             self.has_trigram = self._run(lambda cur: cur.execute(
-                "SELECT 1 FROM pg_indexes WHERE indexname = 'entities_folded_trgm'").fetchone() is not None, retry=True)
+                "SELECT 1 FROM pg_indexes WHERE indexname = 'entities_folded_trgm' AND schemaname = current_schema()").fetchone() is not None, retry=True)
             self._ready = True
 
     def _migrate_one(self, cur: Any, version: int, step: Callable[[Any], None] | str) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         # Checked first: a role without CREATE on the schema (docs/team.md) fails even on IF NOT EXISTS.
-        if cur.execute("SELECT to_regclass('memesh_schema')").fetchone()[0] is None:
+        # In the schema memesh creates its tables in (the first usable one of the search path),
+        # not wherever the path would find a table of that name.
+        if cur.execute("SELECT to_regclass(quote_ident(current_schema()) || '.memesh_schema')").fetchone()[0] is None:
             cur.execute("CREATE TABLE memesh_schema (version integer NOT NULL)")
         row = cur.execute("SELECT max(version) FROM memesh_schema").fetchone()
         current = row[0] or 0
