@@ -39,3 +39,44 @@ def test_a_fresh_first_schema_gets_its_own_tables_even_when_a_later_one_has_meme
         second.close()
     assert names(older, tmp_path) == ["in the older schema"]
     assert names(fresh, tmp_path) == ["in the fresh schema"]
+
+
+MIGRATE = """
+import sys
+from memesh.store.pg.db import PgDatabase
+db = PgDatabase(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()  # the common start signal
+db.ensure_ready()
+db.close()
+"""
+
+
+def test_several_processes_migrating_one_fresh_database_at_once_apply_each_version_once(pg_url):
+    import os
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from memesh.store.pg.schema import MIGRATIONS
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen([sys.executable, "-c", MIGRATE, pg_url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(6)]
+    try:
+        for proc in procs:
+            assert proc.stdout.readline().strip() == "ready"
+        for proc in procs:  # all at once: each migration's transaction takes the advisory lock
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outcomes = [proc.wait(timeout=60) for proc in procs]
+        assert outcomes == [0] * 6, [proc.stderr.read() for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    with psycopg.connect(pg_url) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM memesh_schema ORDER BY version")]
+    assert versions == [version for version, _ in MIGRATIONS]
