@@ -176,35 +176,26 @@ class StandaloneMesh:
         self.settings = settings
         self.paths = paths_for(settings.home)
         self.control = StandaloneControl(settings)
-        self._graph = None
-        self._memory = None
-        self._db = None
+        self._storage = None
 
-    def _database(self):
-        if self._db is None:
+    def _open(self):
+        """The storage named by ``storage.url`` (the home's SQLite file by default), opened once."""
+        if self._storage is None:
             from memesh.paths import ensure_layout
-            from memesh.store.db import Database
+            from memesh.store.storage import open_from_settings
 
             ensure_layout(self.paths)
-            self._db = Database(self.paths.db)
-        return self._db
+            self._storage = open_from_settings(self.settings, self.paths.db)
+        return self._storage
 
     @property
     def graph(self):
-        if self._graph is None:
-            from memesh.store.graph import KnowledgeGraph
-
-            self._graph = KnowledgeGraph(self._database())
-        return self._graph
+        return self._open().graph
 
     @property
     def memory(self):
-        """The memory store, in-process on the database (no daemon in standalone mode)."""
-        if self._memory is None:
-            from memesh.store.memory import MemoryStore
-
-            self._memory = MemoryStore(self._database())
-        return self._memory
+        """The memory store, in-process on the storage (no daemon in standalone mode)."""
+        return self._open().memory
 
     def close(self) -> None:
         pass
