@@ -67,11 +67,12 @@ def fill(directory: pathlib.Path) -> pathlib.Path:
     """Write a file until the filesystem has no space left; returns it."""
     filler = directory / "filler"
     chunk = b"\0" * (64 * 1024)
-    with open(filler, "wb") as fh:
+    # Unbuffered: a buffered file would keep the tail of the last chunk and raise ENOSPC
+    # again when closed, depending on how much room the home's own files left.
+    with open(filler, "wb", buffering=0) as fh:
         try:
             while True:
                 fh.write(chunk)
-                fh.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     return filler
