@@ -69,6 +69,10 @@ class A2AHub:
     def detach(self, sid: str) -> None:
         self.registry.detach(sid)
 
+    def close(self) -> None:
+        """Release the hub's own threads (the daemon is stopping; the database closes after)."""
+        self.registry.close()
+
     def _agent_online(self, name: str) -> None:
         engine = self.engine
         if engine is not None:

@@ -9,6 +9,9 @@ remembered in the ``a2a_agents`` table, so a task for an offline agent waits for
 its card outlives the window.
 
 Thread-safe: sessions attach and detach on manager threads, tools read on tool threads.
+The table is written by the registry's one writer thread: the store keeps a SQLite
+connection per thread, and a window's manager thread would otherwise keep one (about
+200 KB) for as long as the window lives just for its attach.
 ``on_online(name)`` is called (outside the lock) when an agent goes from offline to online.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from memesh.a2a import inbox, names
@@ -26,6 +30,7 @@ log = logging.getLogger(__name__)
 AGENT_KEY = "a2aAgent"        # the session context entry naming the session's agent
 NAME_KEY = "agentName"        # the name a window asked for (forwarded MEMESH_AGENT_NAME)
 MAX_DESCRIPTION = 1000
+WRITE_TIMEOUT = 30.0          # seconds a table write may wait for the writer thread (SQLite's busy wait included)
 
 
 class AgentRegistry:
@@ -35,6 +40,7 @@ class AgentRegistry:
         self._lock = threading.Lock()
         self._sessions: dict[str, tuple[str, Any]] = {}     # sid -> (agent, session)
         self.on_online = on_online
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="a2a-agents")
         with db.read() as conn:
             self._known = {a["name"]: a for a in inbox.agents(conn)}
 
@@ -97,11 +103,10 @@ class AgentRegistry:
                 self._known[name] = agent
         if isinstance(getattr(session, "context", None), dict):
             session.context[AGENT_KEY] = name
-        with self.db.write() as conn:
-            conn.execute(
-                "INSERT INTO a2a_agents(name, project, description, created_at, last_seen) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET description = excluded.description, last_seen = excluded.last_seen",
-                (name, agent["project"], agent["description"], agent["createdAt"], now))
+        self._write(
+            "INSERT INTO a2a_agents(name, project, description, created_at, last_seen) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET description = excluded.description, last_seen = excluded.last_seen",
+            (name, agent["project"], agent["description"], agent["createdAt"], now))
         if previous is not None and previous[0] != name:
             self._touch(previous[0])
         log.info("agent %s: window session %s joined (project %s)", name, sid[:8], project or "-")
@@ -117,8 +122,24 @@ class AgentRegistry:
         with self._lock:
             if name in self._known:
                 self._known[name] = dict(self._known[name], lastSeen=now)
-        with self.db.write() as conn:
-            conn.execute("UPDATE a2a_agents SET last_seen = ? WHERE name = ?", (now, name))
+        self._write("UPDATE a2a_agents SET last_seen = ? WHERE name = ?", (now, name))
+
+    def _write(self, sql: str, params: tuple) -> None:
+        """Run one statement on the writer thread and wait for it (errors come back here)."""
+        def run() -> None:
+            with self.db.write() as conn:
+                conn.execute(sql, params)
+
+        try:
+            future = self._writer.submit(run)
+        except RuntimeError:   # closed: the daemon is on its way out, the thread no longer matters
+            run()
+            return
+        future.result(timeout=WRITE_TIMEOUT)
+
+    def close(self) -> None:
+        """Let the writer thread finish what it was given and end (the daemon is stopping)."""
+        self._writer.shutdown(wait=True)
 
     # -- reads ---------------------------------------------------------------------
     def agent_of(self, sid: str) -> str | None:

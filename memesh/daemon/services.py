@@ -90,4 +90,5 @@ def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]], lis
             closers.insert(0, tasks_db.close)
             thread_hooks.append(tasks_db.release_thread)
         services.a2a = objects["a2a"] = A2AHub(tasks_db, daemon.settings)
+        closers.insert(1, services.a2a.close)   # closers run last first: after the sessions, before the database
     return objects, closers, thread_hooks
