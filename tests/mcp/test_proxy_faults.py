@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import shutil
 import signal
 import sqlite3
+import subprocess
 import sys
 
 import pytest
@@ -138,7 +140,16 @@ def test_stdin_eof_ends_the_window_while_a_tool_call_is_stuck_on_the_database(mc
 
 
 # -- item 4 -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("damage", ["home-is-a-file", "database-is-random-bytes"])
+def make_read_only(path: pathlib.Path) -> None:
+    """Refuse new entries in ``path`` even to root (``chattr +i``); skip where that is impossible."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not available to make a directory read-only for root")
+    made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"chattr +i is not permitted here: {made.stderr.strip()}")
+
+
+@pytest.mark.parametrize("damage", ["home-is-a-file", "database-is-random-bytes", "home-is-read-only"])
 def test_a_window_whose_home_is_unusable_answers_initialize_and_every_request_with_the_reason(mcp_command, damage):
     argv, env = mcp_command
     home = pathlib.Path(env["MEMESH_HOME"])
@@ -146,6 +157,8 @@ def test_a_window_whose_home_is_unusable_answers_initialize_and_every_request_wi
         home = home / "not-a-dir"
         home.write_text("oops")
         env = {**env, "MEMESH_HOME": str(home)}
+    elif damage == "home-is-read-only":
+        make_read_only(home)
     else:
         (home / "memesh.db").write_bytes(os.urandom(8192))
     server = StdioServer(argv, env)
@@ -162,6 +175,8 @@ def test_a_window_whose_home_is_unusable_answers_initialize_and_every_request_wi
         assert "Traceback" not in server.stderr_text and "Fatal Python error" not in server.stderr_text
     finally:
         server.kill()
+        if damage == "home-is-read-only":
+            subprocess.run(["chattr", "-i", str(home)], check=True)
 
 
 # -- items 2 and 3: a daemon that goes away (and cannot come back for a while) or stops ---------
