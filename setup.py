@@ -17,7 +17,9 @@ TEST_REQUIRES = [
     "pytest-timeout>=2.2",
     # The official MCP client, used by the end-to-end tests as a real peer.
     "mcp==2.3.0",
-    # Builds the two real installations of the upgrade tests (setuptools < 70 needs it).
+    # Build the two real installations of the upgrade tests without build isolation: venvs
+    # of Python 3.12+ come without setuptools, and setuptools < 70 needs wheel.
+    "setuptools>=61",
     "wheel>=0.40",
     # Two test processes: most tests wait on real daemons and windows, so two workers on
     # two cores cut the suite from ~7 to ~4.5 minutes and CI runs it on two Pythons.

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -47,6 +48,13 @@ def _install(base: pathlib.Path, version: str) -> pathlib.Path:
     # No pip inside the venv (seeding it costs most of the time): this interpreter's pip installs into it.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True,
                    env=env, timeout=INSTALL_TIMEOUT, cwd=base)
+    # When the tests themselves run in a venv (CI's newest-Python pass), the dependencies
+    # and the build backend live in that venv, not in the system site: list its package
+    # folders as plain paths (their own .pth files, e.g. this checkout's editable install,
+    # are not processed, so the venv still imports its installed copy of memesh).
+    site = pathlib.Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    outer = dict.fromkeys(sysconfig.get_path(kind) for kind in ("purelib", "platlib"))
+    (site / "memesh-test-outer-site.pth").write_text("".join(f"{path}\n" for path in outer))
     done = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q",
                            "--no-index", "--no-deps", "--no-build-isolation", str(src)], capture_output=True, text=True,
                           env=env, timeout=INSTALL_TIMEOUT, cwd=base)
@@ -64,9 +72,10 @@ def clean_env(env: dict) -> dict:
 @pytest.fixture(scope="module")
 def installs():
     try:
+        import setuptools  # noqa: F401  (the build backend; Python 3.12+ venvs lack it)
         import wheel  # noqa: F401  (setuptools < 70 needs it to build the package)
-    except ImportError:
-        pytest.skip("the `wheel` package is needed to pip-install memesh into a test venv")
+    except ImportError as exc:
+        pytest.skip(f"{exc.name} is needed to pip-install memesh into a test venv (pip install -e '.[test]')")
     base = pathlib.Path(tempfile.mkdtemp(prefix="mmvenv", dir="/tmp"))
     started = time.monotonic()
     try:
