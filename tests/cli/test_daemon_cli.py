@@ -99,6 +99,13 @@ def test_logs_n_prints_at_most_that_many_lines_the_last_ones(memesh_home):
     memesh_home.start_daemon()
     for _ in range(3):
         memesh_home.cli("daemon", "status")  # each adds log lines
+    # Let the lines the daemon writes on its own schedule land first (the front door
+    # starting after ready, each status client's goodbye), so the log holds still.
+    def settled() -> bool:
+        text = memesh_home.log_text()
+        return "A2A front door on" in text and text.count("(cli)") == text.count("gone (disconnected): memesh-cli")
+
+    wait_until(settled, 30, "the daemon's log to settle")
     done = memesh_home.cli("daemon", "logs", "-n", "5")
     assert done.returncode == 0
     lines = done.stdout.splitlines()
