@@ -128,6 +128,20 @@ def _project(value: object) -> str:
     return normalise_path(value, "project")  # type: ignore[arg-type]
 
 
+def new_memory(content: object, tags: object, kind: object, importance: object, project: object
+               ) -> tuple[str, list[str], str, float | None, str, str]:
+    """Check what ``remember`` was given (pure; both storage backends use it):
+    ``(text, tags, kind, importance, project, digest)``. Surrounding whitespace is not part
+    of a memory (nor of its length); the digest finds the identical memory of a project."""
+    text = _text(content, "content", 2 * MAX_CONTENT_CHARS).strip()
+    if not text:
+        raise ValidationError("content: must not be empty")
+    if len(text) > MAX_CONTENT_CHARS:
+        raise ValidationError(f"content: longer than {MAX_CONTENT_CHARS} characters")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return text, _tags(tags), _label(kind, "kind"), _importance(importance), _project(project), digest
+
+
 def _limit(value: object, default: int, ceiling: int) -> int:
     if value is None:
         return default
@@ -256,15 +270,8 @@ class MemoryStore:
     def remember(self, content: str, *, tags: Sequence[str] | None = None, kind: str = DEFAULT_KIND,
                  importance: float | None = None, project: str = "") -> Json:
         """Store a memory, or refresh the identical one; the memory plus ``"created"``."""
-        # Surrounding whitespace is not part of a memory (nor of its length).
-        text = _text(content, "content", 2 * MAX_CONTENT_CHARS).strip()
-        if not text:
-            raise ValidationError("content: must not be empty")
-        if len(text) > MAX_CONTENT_CHARS:
-            raise ValidationError(f"content: longer than {MAX_CONTENT_CHARS} characters")
-        new_tags, label = _tags(tags), _label(kind, "kind")
-        weight, scope = _importance(importance), _project(project)
-        digest, now = hashlib.sha256(text.encode("utf-8")).hexdigest(), self._clock()
+        text, new_tags, label, weight, scope, digest = new_memory(content, tags, kind, importance, project)
+        now = self._clock()
         with tracked_write(self._db, self._on_change, MEMORY) as (conn, pending):
             pending.projects.add(scope)
             row = conn.execute("SELECT id, importance FROM memories WHERE project = ? AND content_hash = ?",

@@ -16,13 +16,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from memesh.errors import ValidationError
 from memesh.store.memory import (
     DEFAULT_KIND,
     DEFAULT_LIST_LIMIT,
     DEFAULT_RECALL_LIMIT,
     MAX_CANDIDATES,
-    MAX_CONTENT_CHARS,
     MAX_LIST_LIMIT,
     MAX_QUERY_CHARS,
     MAX_RECALL_LIMIT,
@@ -31,7 +29,6 @@ from memesh.store.memory import (
     _encode_cursor,
     _flag,
     _ids,
-    _importance,
     _label,
     _limit,
     _project,
@@ -39,6 +36,7 @@ from memesh.store.memory import (
     _text,
     _within_ceiling,
     iso_utc,
+    new_memory,
     score,
 )
 from memesh.store.changes import MEMORY, Change, OnChange
@@ -94,14 +92,8 @@ class PgMemoryStore:
     def remember(self, content: str, *, tags: Sequence[str] | None = None, kind: str = DEFAULT_KIND,
                  importance: float | None = None, project: str = "") -> Json:
         """Store a memory, or refresh the identical one; the memory plus ``"created"``."""
-        text = _text(content, "content", 2 * MAX_CONTENT_CHARS).strip()
-        if not text:
-            raise ValidationError("content: must not be empty")
-        if len(text) > MAX_CONTENT_CHARS:
-            raise ValidationError(f"content: longer than {MAX_CONTENT_CHARS} characters")
-        new_tags, label = _tags(tags), _label(kind, "kind")
-        weight, scope = _importance(importance), _project(project)
-        digest, now = hashlib.sha256(text.encode("utf-8")).hexdigest(), self._clock()
+        text, new_tags, label, weight, scope, digest = new_memory(content, tags, kind, importance, project)
+        now = self._clock()
         user, host = self._db.origin
 
         def work(cur: Any, changed: Callable[[Change], None]) -> Json:
