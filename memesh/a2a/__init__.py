@@ -5,8 +5,10 @@ Modules, by what they hold:
 * :mod:`~memesh.a2a.states`    the task state machine (pure);
 * :mod:`~memesh.a2a.names`     agent names from projects, made unique (pure);
 * :mod:`~memesh.a2a.tables`    the SQL of the tasks and agents tables (a migration of memesh.db);
-* :mod:`~memesh.a2a.taskstore` the a2a-sdk ``TaskStore`` over memesh.db, plus the plain reads
-  tools and the prompt hook use;
+* :mod:`~memesh.a2a.taskstore` the a2a-sdk ``TaskStore``, delegating to the storage's A2A
+  backend (:class:`memesh.store.base.A2AStore`: :mod:`memesh.store.a2a` for SQLite,
+  :mod:`memesh.store.pg.a2a` for PostgreSQL);
+* :mod:`~memesh.a2a.hook`      the ``memesh hook prompt`` command;
 * :mod:`~memesh.a2a.registry`  which agents exist and which window sessions they are online in;
 * :mod:`~memesh.a2a.hub`       the shared ``a2a`` object: send, inbox, reply, … for windows,
   the CLI and Python;

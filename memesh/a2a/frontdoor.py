@@ -105,11 +105,11 @@ class FrontDoor:
         from memesh.a2a.engine import Engine, HubRequestHandler
         from memesh.a2a.executor import WindowExecutor
         from memesh.a2a.security import Guard
-        from memesh.a2a.taskstore import SqliteTaskStore
+        from memesh.a2a.taskstore import HubTaskStore
         from memesh.a2a.token import ensure_token
 
         token = ensure_token(self.home)
-        store = SqliteTaskStore(self.hub.db)
+        store = HubTaskStore(self.hub.store)
         ttl = self.settings.seconds("a2a.task_ttl")
         executor = WindowExecutor(self.hub.registry.is_online, ttl)
         from memesh.a2a.app import handler_card

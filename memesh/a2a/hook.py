@@ -4,9 +4,13 @@ pending A2A tasks.
 Claude Code runs the command on every prompt with a JSON object on stdin (``cwd``,
 ``prompt``, …) and adds what it prints to the model's context. The command finds the
 agent of that directory (``MEMESH_AGENT_NAME`` if set, else the agent last seen in the
-directory's project), reads its pending tasks straight from memesh.db (read-only; no
-daemon call, no a2a-sdk import: it must be fast) and prints them; it prints nothing when
-there is nothing. It always exits 0: exit 2 would erase the user's prompt.
+directory's project), reads its pending tasks straight from the storage (no daemon
+call, no a2a-sdk import: it must be fast) and prints them; it prints nothing when there
+is nothing. It always exits 0: exit 2 would erase the user's prompt.
+
+Where it reads follows ``storage.url``: with SQLite, the database file opened read-only
+(only :mod:`memesh.store.a2a` is imported); with PostgreSQL, one plain connection (a
+short connect timeout) reading this home's hub rows (:func:`memesh.store.pg.a2a.hook_pending`).
 """
 from __future__ import annotations
 
@@ -38,9 +42,19 @@ def render(agent: str, tasks: list[dict], total: int) -> str:
     return out if len(out) <= MAX_OUTPUT else out[:MAX_OUTPUT - 20] + "\n(cut: see a2a_inbox)"
 
 
-def pending_for(db_path: str, cwd: str, asked: str | None) -> tuple[str, list[dict], int] | None:
-    from memesh.a2a import inbox, names
+def _project(cwd: str) -> str | None:
     from memesh.store.project import project_for
+
+    try:
+        return project_for(cwd) if cwd.startswith("/") else ""
+    except Exception:
+        return None
+
+
+def pending_for(db_path: str, cwd: str, asked: str | None) -> tuple[str, list[dict], int] | None:
+    """The pending tasks in the SQLite file ``db_path``."""
+    from memesh.a2a import names
+    from memesh.store import a2a as sqlite_a2a
 
     if not os.path.exists(db_path):
         return None
@@ -50,17 +64,29 @@ def pending_for(db_path: str, cwd: str, asked: str | None) -> tuple[str, list[di
         if asked:
             agent = names.clean(asked)
         else:
-            try:
-                project = project_for(cwd) if cwd.startswith("/") else ""
-            except Exception:
-                return None
-            agent = inbox.agent_for_project(conn, project)
+            project = _project(cwd)
+            agent = None if project is None else sqlite_a2a.agent_for_project(conn, project)
             if agent is None:
                 return None
-        tasks, total = inbox.pending(conn, agent, MAX_TASKS, 0)
+        tasks, total = sqlite_a2a.pending(conn, agent, MAX_TASKS, 0)
         return agent, tasks, total
     finally:
         conn.close()
+
+
+def pending_in_postgresql(settings, cwd: str, asked: str | None) -> tuple[str, list[dict], int] | None:
+    """The pending tasks of this home's hub in the PostgreSQL database of ``storage.url``."""
+    from memesh.a2a import names
+    from memesh.store.pg.a2a import hook_pending
+    from memesh.store.storage import hub_identity, read_password_file
+
+    project = "" if asked else _project(cwd)
+    if project is None:
+        return None
+    password_file = settings["storage.password_file"]
+    return hook_pending(settings["storage.url"], hub=hub_identity(settings.home),
+                        agent=names.clean(asked) if asked else None, project=project, limit=MAX_TASKS,
+                        password=read_password_file(password_file) if password_file else None)
 
 
 def main(stdin=None, stdout=None, environ=None) -> int:
@@ -70,10 +96,16 @@ def main(stdin=None, stdout=None, environ=None) -> int:
         raw = stdin.read(MAX_STDIN)
         event = json.loads(raw) if raw.strip() else {}
         cwd = event.get("cwd") if isinstance(event, dict) and isinstance(event.get("cwd"), str) else os.getcwd()
-        from memesh.config import default_home
+        from memesh.config import load_settings
+        from memesh.store.url import parse_storage_url
 
-        db_path = str(default_home(environ) / "memesh.db")
-        found = pending_for(db_path, cwd, environ.get("MEMESH_AGENT_NAME"))
+        settings = load_settings(environ)
+        storage = parse_storage_url(settings["storage.url"])
+        asked = environ.get("MEMESH_AGENT_NAME")
+        if storage.is_postgresql:
+            found = pending_in_postgresql(settings, cwd, asked)
+        else:
+            found = pending_for(storage.path or str(settings.home / "memesh.db"), cwd, asked)
         if found is not None:
             text = render(*found)
             if text:

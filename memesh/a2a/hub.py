@@ -2,8 +2,10 @@
 
 Opened with the other services at start-up (cheap: no a2a-sdk import); the front door
 attaches its :class:`~memesh.a2a.engine.Engine` once it serves. Methods take and return
-plain data and are safe from any thread: reads go straight to memesh.db, operations that
-change tasks run as coroutines on the front door's loop and are waited for (bounded).
+plain data and are safe from any thread: reads go straight to the storage's A2A backend
+(:class:`~memesh.store.base.A2AStore`: memesh.db, or this hub's rows in PostgreSQL),
+operations that change tasks run as coroutines on the front door's loop and are waited
+for (bounded).
 
 Delivery into windows (:meth:`deliver`, called when a task is saved): every session of
 the task's agent that subscribed to ``memesh://a2a/inbox`` is told the resource changed;
@@ -17,7 +19,7 @@ import logging
 import threading
 from typing import Any
 
-from memesh.a2a import inbox, states
+from memesh.a2a import states
 from memesh.a2a.registry import AgentRegistry
 from memesh.errors import A2AUnavailable, MemeshError, NotFound, ValidationError
 
@@ -31,11 +33,11 @@ CHANNEL_TEXT_CHARS = 4000
 
 
 class A2AHub:
-    def __init__(self, db: Any, settings: Any) -> None:
-        self.db = db
+    def __init__(self, store: Any, settings: Any) -> None:
+        self.store = store   # memesh.store.base.A2AStore
         self.settings = settings
         self.channel = bool(settings["a2a.channel"])
-        self.registry = AgentRegistry(db, on_online=self._agent_online)
+        self.registry = AgentRegistry(store, on_online=self._agent_online)
         self.engine: Any = None
         self.port = 0
         self._engine_ready = threading.Event()
@@ -97,8 +99,7 @@ class A2AHub:
         """The tasks waiting for ``agent``'s answer, oldest first."""
         limit = max(1, min(int(limit), 100))
         offset = max(0, int(offset))
-        with self.db.read() as conn:
-            tasks, total = inbox.pending(conn, agent, limit, offset)
+        tasks, total = self.store.pending(agent, limit, offset)
         page: dict = {"agent": agent, "tasks": tasks, "total": total}
         if offset + len(tasks) < total:
             page["nextOffset"] = offset + len(tasks)
@@ -106,16 +107,13 @@ class A2AHub:
 
     def tasks(self, agent: str = "", state: str = "", limit: int = 50) -> list[dict]:
         full = states.from_short(state) if state else ""
-        with self.db.read() as conn:
-            return inbox.rows(conn, agent, full, max(1, min(int(limit), 1000)))
+        return self.store.task_rows(agent, full, max(1, min(int(limit), 1000)))
 
     def task_row(self, task_id: str) -> dict | None:
-        with self.db.read() as conn:
-            return inbox.task_row(conn, task_id)
+        return self.store.task_row(task_id)
 
     def expired(self, before: float) -> list[tuple[str, str]]:
-        with self.db.read() as conn:
-            return inbox.expired(conn, before)
+        return self.store.expired(before)
 
     def get_task(self, task_id: str, history: bool = True) -> dict:
         from memesh.a2a.views import task_view

@@ -5,13 +5,20 @@ joins) an agent — named by the window (``agentName`` in the session context, w
 proxy forwards from ``MEMESH_AGENT_NAME``), else after its project (see
 :mod:`memesh.a2a.names`). The ``a2a_register`` tool moves a session to another name. An
 agent is online while at least one of its sessions is attached. Every agent is also
-remembered in the ``a2a_agents`` table, so a task for an offline agent waits for it and
-its card outlives the window.
+remembered by the storage's A2A backend (:class:`~memesh.store.base.A2AStore`: the
+``a2a_agents`` table), so a task for an offline agent waits for it and its card outlives
+the window.
 
 Thread-safe: sessions attach and detach on manager threads, tools read on tool threads.
-The table is written by the registry's one writer thread: the store keeps a SQLite
+The table is written by the registry's one writer thread: the SQLite store keeps a
 connection per thread, and a window's manager thread would otherwise keep one (about
 200 KB) for as long as the window lives just for its attach.
+
+The registry in memory is what the running hub routes by; the table is what the next
+daemon of this home starts from. So a storage that cannot be reached (PostgreSQL down)
+never stops a window from attaching: the write is logged as failed and made again with
+the agent's next attach or detach, attaching does not wait for writes while the storage
+is known to be away, and the agents the table holds are loaded once it answers.
 ``on_online(name)`` is called (outside the lock) when an agent goes from offline to online.
 """
 from __future__ import annotations
@@ -22,8 +29,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
-from memesh.a2a import inbox, names
-from memesh.errors import ValidationError
+from memesh.a2a import names
+from memesh.errors import StorageUnavailable, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +41,28 @@ WRITE_TIMEOUT = 30.0          # seconds a table write may wait for the writer th
 
 
 class AgentRegistry:
-    def __init__(self, db: Any, on_online: Callable[[str], None] | None = None, clock=time.time) -> None:
-        self.db = db
+    def __init__(self, store: Any, on_online: Callable[[str], None] | None = None, clock=time.time) -> None:
+        self.store = store   # memesh.store.base.A2AStore
         self._clock = clock
         self._lock = threading.Lock()
         self._sessions: dict[str, tuple[str, Any]] = {}     # sid -> (agent, session)
         self.on_online = on_online
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="a2a-agents")
-        with db.read() as conn:
-            self._known = {a["name"]: a for a in inbox.agents(conn)}
+        self._known: dict[str, dict] = {}
+        self._loaded = False
+        self._load()
+
+    def _load(self) -> None:
+        """Learn the agents the table remembers (once; agents already known here win)."""
+        try:
+            stored = self.store.agents()
+        except StorageUnavailable as exc:
+            log.warning("A2A agents not loaded yet: %s", exc)
+            return
+        with self._lock:
+            for agent in stored:
+                self._known.setdefault(agent["name"], agent)
+            self._loaded = True
 
     # -- sessions ------------------------------------------------------------------
     def attach(self, sid: str, session: Any, context: dict) -> str:
@@ -103,10 +123,7 @@ class AgentRegistry:
                 self._known[name] = agent
         if isinstance(getattr(session, "context", None), dict):
             session.context[AGENT_KEY] = name
-        self._write(
-            "INSERT INTO a2a_agents(name, project, description, created_at, last_seen) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT(name) DO UPDATE SET description = excluded.description, last_seen = excluded.last_seen",
-            (name, agent["project"], agent["description"], agent["createdAt"], now))
+        self._write(dict(agent))
         if previous is not None and previous[0] != name:
             self._touch(previous[0])
         log.info("agent %s: window session %s joined (project %s)", name, sid[:8], project or "-")
@@ -120,22 +137,32 @@ class AgentRegistry:
     def _touch(self, name: str) -> None:
         now = self._clock()
         with self._lock:
-            if name in self._known:
-                self._known[name] = dict(self._known[name], lastSeen=now)
-        self._write("UPDATE a2a_agents SET last_seen = ? WHERE name = ?", (now, name))
+            agent = self._known.get(name)
+            if agent is None:
+                return
+            agent = self._known[name] = dict(agent, lastSeen=now)
+        self._write(dict(agent))
 
-    def _write(self, sql: str, params: tuple) -> None:
-        """Run one statement on the writer thread and wait for it (errors come back here)."""
+    def _write(self, agent: dict) -> None:
+        """Save ``agent`` on the writer thread; wait for it unless the storage is known to be away.
+
+        Other errors come back here; an unreachable storage is logged (the row is written
+        again with the agent's next attach or detach)."""
         def run() -> None:
-            with self.db.write() as conn:
-                conn.execute(sql, params)
+            try:
+                if not self._loaded:
+                    self._load()
+                self.store.save_agent(agent)
+            except StorageUnavailable as exc:
+                log.warning("agent %s not saved: %s", agent["name"], exc)
 
         try:
             future = self._writer.submit(run)
         except RuntimeError:   # closed: the daemon is on its way out, the thread no longer matters
             run()
             return
-        future.result(timeout=WRITE_TIMEOUT)
+        if getattr(self.store, "available", True):
+            future.result(timeout=WRITE_TIMEOUT)
 
     def close(self) -> None:
         """Let the writer thread finish what it was given and end (the daemon is stopping)."""

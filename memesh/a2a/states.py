@@ -13,6 +13,8 @@ for non-terminal states only.
 """
 from __future__ import annotations
 
+from memesh.errors import ValidationError
+
 SUBMITTED = "TASK_STATE_SUBMITTED"
 WORKING = "TASK_STATE_WORKING"
 COMPLETED = "TASK_STATE_COMPLETED"
@@ -64,6 +66,17 @@ def may_save(stored: str | None, new: str) -> bool:
     of state must be a transition :func:`can_move` allows, so terminal states stay final.
     """
     return stored is None or stored == new or can_move(stored, new)
+
+
+class RefusedTransition(ValidationError):
+    """A save that would move a stored task along a transition the state machine forbids."""
+
+
+def check_save(task_id: str, stored: str | None, new: str) -> None:
+    """Raise :class:`RefusedTransition` unless :func:`may_save` allows it (the stores call this
+    inside the transaction that then saves)."""
+    if not may_save(stored, new):
+        raise RefusedTransition(f"task {task_id} is {short_name(stored or '')}; it cannot become {short_name(new)}")
 
 
 def short_name(state: str) -> str:

@@ -1,9 +1,14 @@
-"""A2A tasks in memesh.db: the a2a-sdk ``TaskStore`` and the plain reads around it.
+"""The a2a-sdk ``TaskStore`` of the hub, over the storage's A2A backend.
 
-:class:`SqliteTaskStore` is what the SDK's request handler saves tasks through (each save
-one short write transaction on the daemon's shared :class:`~memesh.store.db.Database`),
-so tasks survive a daemon restart or upgrade. The SDK calls it on the front door's event
-loop; the SQL is short, so it runs inline there rather than hopping to a thread.
+:class:`HubTaskStore` is what the SDK's request handler saves tasks through. It knows
+no SQL: it turns a task into a :class:`~memesh.store.base.TaskRecord` and hands it to
+the storage's :class:`~memesh.store.base.A2AStore` (SQLite: memesh.db; PostgreSQL: the
+team database, scoped to this hub), which checks the state machine and saves in one
+transaction, so tasks survive a daemon restart or upgrade. The SDK calls it on the front
+door's event loop; a save is one short transaction, so it runs inline there rather than
+hopping to a thread. A storage that cannot be reached (PostgreSQL down) answers the A2A
+call with an internal error carrying the :class:`~memesh.errors.StorageUnavailable`
+message; the daemon keeps running.
 
 A task's routing facts live in its ``metadata`` (``agent``: the agent it was sent to,
 ``from``: who sent it) and are copied into columns on every save, with its state and
@@ -25,9 +30,11 @@ from a2a.server.context import ServerCallContext
 from a2a.server.tasks.task_store import TaskStore
 from a2a.types.a2a_pb2 import ListTasksRequest, ListTasksResponse, Role, Task, TaskState
 from a2a.utils.constants import DEFAULT_LIST_TASKS_PAGE_SIZE
-from a2a.utils.errors import InvalidParamsError, UnsupportedOperationError
+from a2a.utils.errors import InternalError, InvalidParamsError, UnsupportedOperationError
 
 from memesh.a2a import states
+from memesh.errors import StorageUnavailable
+from memesh.store.base import TaskRecord
 
 
 class IllegalTransition(UnsupportedOperationError):
@@ -70,11 +77,11 @@ def _decode_cursor(token: str) -> tuple[float, str]:
                                          "start again without one") from None
 
 
-class SqliteTaskStore(TaskStore):
-    """Tasks in the ``a2a_tasks`` table of memesh.db."""
+class HubTaskStore(TaskStore):
+    """The SDK's task store, delegating to an :class:`~memesh.store.base.A2AStore`."""
 
-    def __init__(self, db: Any, clock=time.time) -> None:
-        self.db = db
+    def __init__(self, backend: Any, clock=time.time) -> None:
+        self.backend = backend
         self._clock = clock
         self.on_saved = None   # called with (task_id, agent, state) after every save
 
@@ -83,66 +90,52 @@ class SqliteTaskStore(TaskStore):
         self.save_sync(task)
 
     async def get(self, task_id: str, context: ServerCallContext | None = None) -> Task | None:
-        return self.get_sync(task_id)
+        try:
+            return self.get_sync(task_id)
+        except StorageUnavailable as exc:
+            raise InternalError(message=str(exc)) from None
 
     async def delete(self, task_id: str, context: ServerCallContext | None = None) -> None:
-        with self.db.write() as conn:
-            conn.execute("DELETE FROM a2a_tasks WHERE id = ?", (task_id,))
+        try:
+            self.backend.delete_task(task_id)
+        except StorageUnavailable as exc:
+            raise InternalError(message=str(exc)) from None
 
     async def list(self, params: ListTasksRequest, context: ServerCallContext | None = None) -> ListTasksResponse:
         agent = (context.state.get("agent") if context is not None else None) or ""
         return self.list_sync(params, agent)
 
-    # -- the same, for threads --------------------------------------------------------
+    # -- the same, synchronous (save and list answer with the SDK's errors) -----------
     def save_sync(self, task: Task) -> None:
-        now = self._clock()
-        agent, sender, state = meta(task, "agent"), meta(task, "from"), state_name(task)
-        with self.db.write() as conn:
-            stored = conn.execute("SELECT state FROM a2a_tasks WHERE id = ?", (task.id,)).fetchone()
-            if not states.may_save(stored[0] if stored else None, state):
-                raise IllegalTransition(f"task {task.id} is {states.short_name(stored[0])}; it cannot become "
-                                        f"{states.short_name(state)}")
-            conn.execute(
-                "INSERT INTO a2a_tasks(id, context_id, agent, sender, state, summary, created_at, updated_at, task) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, summary = excluded.summary, "
-                "updated_at = excluded.updated_at, task = excluded.task",
-                (task.id, task.context_id, agent, sender, state, summary_of(task), now, now, task.SerializeToString()),
-            )
+        agent, state = meta(task, "agent"), state_name(task)
+        record = TaskRecord(id=task.id, context_id=task.context_id, agent=agent, sender=meta(task, "from"),
+                            state=state, summary=summary_of(task), task=task.SerializeToString(), now=self._clock())
+        try:
+            self.backend.save_task(record)
+        except states.RefusedTransition as exc:
+            raise IllegalTransition(str(exc)) from None
+        except StorageUnavailable as exc:
+            raise InternalError(message=str(exc)) from None
         if self.on_saved is not None:
             self.on_saved(task.id, agent, state)
 
     def get_sync(self, task_id: str) -> Task | None:
-        with self.db.read() as conn:
-            row = conn.execute("SELECT task FROM a2a_tasks WHERE id = ?", (task_id,)).fetchone()
-        return None if row is None else Task.FromString(row[0])
+        """The stored task (None if unknown); StorageUnavailable as it is (for the hub's own callers)."""
+        raw = self.backend.get_task(task_id)
+        return None if raw is None else Task.FromString(raw)
 
     def list_sync(self, params: ListTasksRequest, agent: str = "") -> ListTasksResponse:
-        where, args = [], []
-        if agent:
-            where.append("agent = ?")
-            args.append(agent)
-        if params.context_id:
-            where.append("context_id = ?")
-            args.append(params.context_id)
-        if params.status:
-            where.append("state = ?")
-            args.append(TaskState.Name(params.status))
-        if params.HasField("status_timestamp_after"):
-            where.append("updated_at > ?")
-            args.append(params.status_timestamp_after.ToMicroseconds() / 1e6)
-        condition = " AND ".join(where) or "1"
         page_size = params.page_size if params.HasField("page_size") and params.page_size else DEFAULT_LIST_TASKS_PAGE_SIZE
-        page_where, page_args = condition, list(args)
-        if params.page_token:
-            created, last_id = _decode_cursor(params.page_token)
-            page_where += " AND (created_at < ? OR (created_at = ? AND id < ?))"
-            page_args += [created, created, last_id]
-        with self.db.read() as conn:
-            total = conn.execute(f"SELECT count(*) FROM a2a_tasks WHERE {condition}", args).fetchone()[0]
-            rows = conn.execute(
-                f"SELECT created_at, id, task FROM a2a_tasks WHERE {page_where} "
-                f"ORDER BY created_at DESC, id DESC LIMIT ?", [*page_args, page_size + 1]).fetchall()
+        after = _decode_cursor(params.page_token) if params.page_token else None
+        updated_after = (params.status_timestamp_after.ToMicroseconds() / 1e6
+                         if params.HasField("status_timestamp_after") else None)
+        try:
+            rows, total = self.backend.list_tasks(
+                agent=agent, context_id=params.context_id,
+                state=TaskState.Name(params.status) if params.status else "",
+                updated_after=updated_after, after=after, limit=page_size + 1)
+        except StorageUnavailable as exc:
+            raise InternalError(message=str(exc)) from None
         more = len(rows) > page_size
         rows = rows[:page_size]
         token = _encode_cursor(rows[-1][0], rows[-1][1]) if more else ""

@@ -80,15 +80,8 @@ def open_services(daemon: "Daemon") -> tuple[dict, list[Callable[[], None]], lis
     if daemon.settings["a2a.enabled"]:
         from memesh.a2a.hub import A2AHub
 
-        # A2A tasks are kept in the home's SQLite database even when the graph and memories
-        # are on PostgreSQL: the task store has no PostgreSQL implementation yet.
-        tasks_db = services.db
-        if services.storage is not None and services.storage.kind != "sqlite":
-            from memesh.store.db import Database
-
-            tasks_db = Database(daemon.paths.db)
-            closers.insert(0, tasks_db.close)
-            thread_hooks.append(tasks_db.release_thread)
-        services.a2a = objects["a2a"] = A2AHub(tasks_db, daemon.settings)
+        # Tasks and agents live where the graph does: the storage's A2A backend (on PostgreSQL,
+        # scoped to this home's hub; see memesh.store.storage.hub_identity).
+        services.a2a = objects["a2a"] = A2AHub(services.storage.a2a, daemon.settings)
         closers.insert(1, services.a2a.close)   # closers run last first: after the sessions, before the database
     return objects, closers, thread_hooks

@@ -1,8 +1,13 @@
 """Opening the storage named by ``storage.url``: one function for the daemon, standalone mode and the CLI.
 
-:func:`open_storage` returns a :class:`Storage`: the graph and memory store (see
-:mod:`memesh.store.base`), the database object behind them, and a description without
-secrets for status displays. A PostgreSQL URL needs the ``postgres`` extra
+:func:`open_storage` returns a :class:`Storage`: the graph, the memory store and the A2A
+hub's tasks and agents (see :mod:`memesh.store.base`), the database object behind them,
+and a description without secrets for status displays.
+
+A2A rows in a shared PostgreSQL database belong to one hub, named by
+:func:`hub_identity`: ``user@host:/real/path/of/the/home``. It is the same for every
+daemon of one home (restarts, upgrades, a renamed symlink to it) and differs between
+homes, users and machines; a SQLite file belongs to one home and needs no such name. A PostgreSQL URL needs the ``postgres`` extra
 (``pip install 'memesh[postgres]'``); the password comes from the URL, ``PGPASSWORD``,
 ``~/.pgpass`` (libpq reads those itself) or the ``storage.password_file`` setting.
 """
@@ -23,6 +28,7 @@ class Storage:
     db: Any
     description: str
     kind: str
+    a2a: Any = None   # memesh.store.base.A2AStore: the A2A hub's tasks and agents
 
     def close(self) -> None:
         self.db.close()
@@ -48,6 +54,19 @@ class Storage:
         return bool(self.db.available and (feed is None or feed.connected))
 
 
+def hub_name(user: str, host: str, home: str) -> str:
+    """The identity of a hub (pure): who runs it, where, and which home it serves."""
+    return f"{user}@{host}:{home}"
+
+
+def hub_identity(home: str | os.PathLike[str]) -> str:
+    """This process's hub identity for ``home`` (its real path: symlinks resolved)."""
+    from memesh.store.origin import default_origin
+
+    user, host = default_origin()
+    return hub_name(user, host, os.path.realpath(os.fspath(home)))
+
+
 def read_password_file(path: str) -> str:
     """The first line of a password file (which should be private: 0600)."""
     expanded = os.path.expanduser(path)
@@ -59,10 +78,12 @@ def read_password_file(path: str) -> str:
 
 
 def open_storage(url: str | StorageUrl, default_path: str | os.PathLike[str], *, password_file: str = "",
-                 origin: tuple[str, str] | None = None, on_change: Any = None) -> Storage:
-    """Open the graph and memories at ``url`` (``sqlite:`` means ``default_path``).
+                 origin: tuple[str, str] | None = None, on_change: Any = None, hub: str = "") -> Storage:
+    """Open the graph, memories and A2A tables at ``url`` (``sqlite:`` means ``default_path``).
 
     ``on_change`` is the stores' hook, called after each committed write (memesh.store.changes).
+    ``hub`` scopes the A2A rows on PostgreSQL (default: :func:`hub_identity` of the
+    directory holding ``default_path``, the home).
     """
     storage = url if isinstance(url, StorageUrl) else parse_storage_url(url)
     description = describe(storage, os.fspath(default_path))
@@ -75,19 +96,23 @@ def open_storage(url: str | StorageUrl, default_path: str | os.PathLike[str], *,
             raise ConfigError(f"storage.url names PostgreSQL but psycopg is not installed ({exc}); "
                               f"install it with: pip install 'memesh[postgres]'") from None
         password = read_password_file(password_file) if password_file else None
+        from memesh.store.pg.a2a import PgA2AStore
+
         pg = PgDatabase(storage.url or "", password=password, origin=origin)
+        a2a = PgA2AStore(pg, hub or hub_identity(os.path.dirname(os.path.abspath(default_path))))
         return Storage(PgKnowledgeGraph(pg, on_change=on_change), PgMemoryStore(pg, on_change=on_change), pg,
-                       description, "postgresql")
+                       description, "postgresql", a2a)
+    from memesh.store.a2a import SqliteA2AStore
     from memesh.store.db import Database
     from memesh.store.graph import KnowledgeGraph
     from memesh.store.memory import MemoryStore
 
     db = Database(storage.path or default_path)
     return Storage(KnowledgeGraph(db, on_change=on_change), MemoryStore(db, on_change=on_change), db,
-                   description, "sqlite")
+                   description, "sqlite", SqliteA2AStore(db))
 
 
 def open_from_settings(settings: Any, default_path: str | os.PathLike[str], *, on_change: Any = None) -> Storage:
-    """:func:`open_storage` with the ``storage.*`` settings."""
+    """:func:`open_storage` with the ``storage.*`` settings (A2A rows scoped to the settings' home)."""
     return open_storage(settings["storage.url"], default_path, password_file=settings["storage.password_file"],
-                        on_change=on_change)
+                        on_change=on_change, hub=hub_identity(settings.home))

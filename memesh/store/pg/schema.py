@@ -17,6 +17,9 @@ same data and answer with the same shapes; differences, and why:
   cannot hold an arbitrarily long text.
 * Every entity, observation and memory records who wrote it (``origin_user``,
   ``origin_host``) and when.
+* The A2A tables (version 3, :mod:`memesh.store.pg.a2a`) carry a ``hub`` column, the
+  identity of the home whose daemon owns the row, because one database serves many
+  daemons and each hub routes only to its own windows; the task is ``bytea``.
 
 To extend the schema append ``(next_version, step)``; a step is SQL text or a function
 of a cursor, run in one transaction under the migration lock (:mod:`memesh.store.pg.db`).
@@ -116,7 +119,40 @@ def _add_trigram_index(cur: Any) -> None:
         logger.warning("pg_trgm is not available on this server; substring search will scan")
 
 
+_SCHEMA_V3_A2A = """
+CREATE TABLE a2a_tasks (
+    hub         text COLLATE "C" NOT NULL,
+    id          text COLLATE "C" NOT NULL,
+    context_id  text COLLATE "C" NOT NULL,
+    agent       text COLLATE "C" NOT NULL,
+    sender      text NOT NULL,
+    state       text COLLATE "C" NOT NULL,
+    summary     text NOT NULL,
+    created_at  double precision NOT NULL,
+    updated_at  double precision NOT NULL,
+    task        bytea NOT NULL,
+    PRIMARY KEY (hub, id)
+);
+CREATE INDEX a2a_tasks_inbox ON a2a_tasks (hub, agent, state, created_at);
+CREATE INDEX a2a_tasks_newest ON a2a_tasks (hub, created_at, id);
+CREATE INDEX a2a_tasks_context ON a2a_tasks (hub, context_id, created_at);
+CREATE INDEX a2a_tasks_state ON a2a_tasks (hub, state, updated_at);
+
+CREATE TABLE a2a_agents (
+    hub         text COLLATE "C" NOT NULL,
+    name        text COLLATE "C" NOT NULL,
+    project     text COLLATE "C" NOT NULL,
+    description text NOT NULL,
+    created_at  double precision NOT NULL,
+    last_seen   double precision NOT NULL,
+    PRIMARY KEY (hub, name)
+);
+CREATE INDEX a2a_agents_project ON a2a_agents (hub, project, last_seen);
+"""
+
+
 MIGRATIONS: list[tuple[int, Any]] = [
     (1, _SCHEMA_V1),
     (2, _add_trigram_index),
+    (3, _SCHEMA_V3_A2A),
 ]
