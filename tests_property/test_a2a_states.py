@@ -1,20 +1,23 @@
 """The A2A task state machine: the pure rules against a model written independently, and
-the real task store (SQLite) driven through random save sequences: terminal states are
-final and only allowed transitions are ever stored."""
+the real task store (the SDK adapter over each storage backend, SQLite and PostgreSQL)
+driven through random save sequences: terminal states are final and only allowed
+transitions are ever stored."""
 from __future__ import annotations
 
 import pathlib
 import shutil
 import tempfile
+import uuid
+
 
 from a2a.types.a2a_pb2 import Task, TaskState, TaskStatus
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from memesh.a2a import states
-from memesh.a2a.taskstore import IllegalTransition, SqliteTaskStore
-from memesh.store.db import Database
+from memesh.a2a.taskstore import HubTaskStore, IllegalTransition
+from memesh.store.storage import open_storage
 
 ALL = list(states.STATES)
 
@@ -57,13 +60,19 @@ def test_unknown_state_names_are_refused_with_a_value_error(name):
 
 
 class StoredTaskMachine(RuleBasedStateMachine):
-    """Random saves of a few tasks into the real SQLite store; the model says which must fail."""
+    """Random saves of a few tasks into the real store; the model says which must fail.
+
+    ``url`` names the backend: ``sqlite:`` (a fresh file per run) or a PostgreSQL database
+    (a fresh hub per run, so runs never see each other's tasks).
+    """
+
+    url = "sqlite:"
 
     def __init__(self) -> None:
         super().__init__()
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="mm", dir="/tmp"))
-        self.db = Database(self.dir / "memesh.db")
-        self.store = SqliteTaskStore(self.db)
+        self.storage = open_storage(self.url, self.dir / "memesh.db", hub=f"tester@host:/run/{uuid.uuid4().hex}")
+        self.store = HubTaskStore(self.storage.a2a)
         self.model: dict[str, str] = {}
 
     @rule(task=st.sampled_from(["t1", "t2", "t3"]), state=st.sampled_from(ALL))
@@ -88,16 +97,15 @@ class StoredTaskMachine(RuleBasedStateMachine):
 
     @invariant()
     def inbox_holds_exactly_the_pending_tasks(self):
-        with self.db.read() as conn:
-            from memesh.a2a import inbox
-
-            pending = {t["taskId"] for t in inbox.pending(conn, "a", 100)[0]}
+        pending = {t["taskId"] for t in self.storage.a2a.pending("a", 100)[0]}
         assert pending == {t for t, s in self.model.items() if s in states.PENDING}
 
     def teardown(self) -> None:
-        self.db.close()
+        self.storage.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-StoredTaskMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
-test_the_store_keeps_terminal_states_final_and_stores_only_allowed_transitions = StoredTaskMachine.TestCase
+def test_the_store_keeps_terminal_states_final_and_stores_only_allowed_transitions(backend):
+    url = backend if backend.startswith("postgresql") else "sqlite:"
+    machine = type("Machine", (StoredTaskMachine,), {"url": url})
+    run_state_machine_as_test(machine, settings=settings(max_examples=40, stateful_step_count=25, deadline=None))
