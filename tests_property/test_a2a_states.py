@@ -9,7 +9,6 @@ import shutil
 import tempfile
 import uuid
 
-
 from a2a.types.a2a_pb2 import Task, TaskState, TaskStatus
 from hypothesis import given, settings
 from hypothesis import strategies as st
