@@ -121,3 +121,48 @@ def test_two_homes_on_one_postgresql_database_keep_their_own_agents_and_tasks(pg
     hubs = run_sql(pg_url, "SELECT DISTINCT hub FROM a2a_agents ORDER BY hub")
     assert hubs == sorted([(hub_identity(one.home.path),), (hub_identity(two.home.path),)])
     assert a1.proc.poll() is None and a2.proc.poll() is None
+
+
+@pytest.fixture
+def own_server(pg_server):  # pg_server: skip/fail exactly when the shared server would
+    from tests.pg_server import PgServer, find_bin_dir
+
+    server = PgServer(find_bin_dir())
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+def test_with_the_server_stopped_a2a_calls_answer_that_the_storage_is_unavailable_and_work_again_after(
+        own_server, memesh_home):
+    own_server.start()
+    hub = Hub(memesh_home)
+    hub.home.env["MEMESH_STORAGE_URL"] = own_server.url()
+    try:
+        window = hub.window("alpha")
+        daemon_pid = hub.record()["pid"]
+        token, url = hub.token, hub.url("alpha")
+        own_server.stop()
+
+        async def outside(text: str, immediately: bool = True):
+            client = await client_for(url, token)
+            try:
+                return await send(client, text, immediately=immediately)
+            finally:
+                await client.close()
+
+        with pytest.raises(Exception, match="unavailable") as refused:
+            asyncio.run(outside("while the database is down"))
+        assert own_server.socket_dir.as_posix() in str(refused.value)
+        failed = window.call("a2a_inbox")
+        assert failed.get("isError") and "unavailable" in failed["content"][0]["text"]
+        assert [p.pid for p in memesh_home.daemons()] == [daemon_pid]   # the daemon keeps running
+
+        own_server.start()
+        wait_until(lambda: not window.call("a2a_inbox").get("isError"), 60, "the inbox to work again")
+        task = asyncio.run(outside("after the outage"))
+        assert [t["taskId"] for t in inbox(window)["tasks"]] == [task.id]
+        assert [p.pid for p in memesh_home.daemons()] == [daemon_pid]
+    finally:
+        hub.kill()
