@@ -157,6 +157,8 @@ def test_with_the_server_stopped_a2a_calls_answer_that_the_storage_is_unavailabl
         assert own_server.socket_dir.as_posix() in str(refused.value)
         failed = window.call("a2a_inbox")
         assert failed.get("isError") and "unavailable" in failed["content"][0]["text"]
+        quiet = hook(hub, hub.project("alpha"))
+        assert quiet.returncode == 0 and quiet.stdout == "" and "memesh hook prompt" in quiet.stderr
         assert [p.pid for p in memesh_home.daemons()] == [daemon_pid]   # the daemon keeps running
 
         own_server.start()
