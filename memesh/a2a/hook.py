@@ -97,15 +97,20 @@ def main(stdin=None, stdout=None, environ=None) -> int:
         event = json.loads(raw) if raw.strip() else {}
         cwd = event.get("cwd") if isinstance(event, dict) and isinstance(event.get("cwd"), str) else os.getcwd()
         from memesh.config import load_settings
-        from memesh.store.url import parse_storage_url
 
         settings = load_settings(environ)
-        storage = parse_storage_url(settings["storage.url"])
         asked = environ.get("MEMESH_AGENT_NAME")
-        if storage.is_postgresql:
-            found = pending_in_postgresql(settings, cwd, asked)
+        home_db = str(settings.home / "memesh.db")
+        if settings["storage.url"] == "sqlite:":   # the default: no URL parsing to import
+            found = pending_for(home_db, cwd, asked)
         else:
-            found = pending_for(storage.path or str(settings.home / "memesh.db"), cwd, asked)
+            from memesh.store.url import parse_storage_url
+
+            storage = parse_storage_url(settings["storage.url"])
+            if storage.is_postgresql:
+                found = pending_in_postgresql(settings, cwd, asked)
+            else:
+                found = pending_for(storage.path or home_db, cwd, asked)
         if found is not None:
             text = render(*found)
             if text:

@@ -13,10 +13,14 @@ The tables themselves are created by a migration of :mod:`memesh.store.db`
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memesh.a2a import states
-from memesh.store.base import Json, TaskRecord
+
+if TYPE_CHECKING:  # pragma: no cover - the prompt hook imports this module and must stay lean
+    from memesh.store.base import TaskRecord
+
+Json = dict[str, Any]
 
 PENDING = tuple(sorted(states.PENDING))
 TERMINAL = tuple(sorted(states.TERMINAL))
