@@ -38,6 +38,7 @@ AGENT_KEY = "a2aAgent"        # the session context entry naming the session's a
 NAME_KEY = "agentName"        # the name a window asked for (forwarded MEMESH_AGENT_NAME)
 MAX_DESCRIPTION = 1000
 WRITE_TIMEOUT = 30.0          # seconds a table write may wait for the writer thread (SQLite's busy wait included)
+LOAD_WAIT = 10.0              # seconds a caller waits for the agents the table remembers (a storage that is away fails in ~5)
 
 
 class AgentRegistry:
@@ -50,7 +51,17 @@ class AgentRegistry:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="a2a-agents")
         self._known: dict[str, dict] = {}
         self._loaded = False
-        self._load()
+        # Loaded on the writer thread: the daemon reports ready without waiting for the
+        # storage (PostgreSQL may be slow to answer, or away); callers wait for it, bounded.
+        self._first_load = self._writer.submit(self._load)
+
+    def _wait_loaded(self) -> None:
+        """Let the first load finish before names are judged (at most LOAD_WAIT; it fails soft)."""
+        if not self._first_load.done():
+            try:
+                self._first_load.result(timeout=LOAD_WAIT)
+            except Exception:   # a timeout: go on with what is known; the load still lands later
+                pass
 
     def _load(self) -> None:
         """Learn the agents the table remembers (once; agents already known here win)."""
@@ -67,6 +78,7 @@ class AgentRegistry:
     # -- sessions ------------------------------------------------------------------
     def attach(self, sid: str, session: Any, context: dict) -> str:
         """Make the window's session an agent (or part of one); returns the agent's name."""
+        self._wait_loaded()
         asked = context.get(NAME_KEY)
         if isinstance(asked, str) and asked.strip():
             return self._join(sid, session, names.clean(asked), project=self._project(context), explicit=True)
@@ -183,10 +195,12 @@ class AgentRegistry:
             return any(agent == name for agent, _ in self._sessions.values())
 
     def exists(self, name: str) -> bool:
+        self._wait_loaded()
         with self._lock:
             return name in self._known
 
     def agent(self, name: str) -> dict | None:
+        self._wait_loaded()
         with self._lock:
             agent = self._known.get(name)
             if agent is None:
@@ -195,6 +209,8 @@ class AgentRegistry:
         return dict(agent, online=count > 0, sessions=count)
 
     def agents(self, online_only: bool = False) -> list[dict]:
+        if not online_only:   # online agents are sessions of this daemon: known without the table
+            self._wait_loaded()
         with self._lock:
             counts: dict[str, int] = {}
             for agent, _ in self._sessions.values():

@@ -103,6 +103,8 @@ class PgDatabase:
             kwargs["password"] = password
         self._connect_kwargs = kwargs
         self._last_error: str | None = None
+        self._outages = 0   # calls that found the server unreachable (ensure_ready's waiters share the news)
+        self._last_outage: StorageUnavailable | None = None
         self.pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=max_size, open=False,
                                    timeout=POOL_WAIT_S,
                                    reconnect_timeout=float("inf"), name="memesh")
@@ -157,9 +159,14 @@ class PgDatabase:
         """Migrate the schema once the server is reachable (idempotent; cheap once done)."""
         if self._ready:
             return
+        outages = self._outages
         with self._ready_lock:
             if self._ready:
                 return
+            if self._outages != outages and self._last_outage is not None:
+                # The call that held the lock has just found the server unreachable: answer
+                # with that instead of waiting for a connection all over again.
+                raise StorageUnavailable(str(self._last_outage))
             for version, step in self._migrations:
                 self._run(lambda cur, v=version, s=step: self._migrate_one(cur, v, s), retry=True, pipeline=False)
             self.has_trigram = self._run(lambda cur: cur.execute(
@@ -257,7 +264,9 @@ class PgDatabase:
                     if stage == "work" and attempt == 1:
                         continue
                     self._last_error = str(exc)
-                    raise self.unavailable(self._why_no_connection(exc)) from None
+                    outage = self._last_outage = self.unavailable(self._why_no_connection(exc))
+                    self._outages += 1
+                    raise outage from None
                 raise
 
     def tracked_write(self, fn: Callable[[Any, Callable[[Change], None]], T], on_change: OnChange | None,
