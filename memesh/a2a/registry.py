@@ -53,15 +53,21 @@ class AgentRegistry:
         self._loaded = False
         # Loaded on the writer thread: the daemon reports ready without waiting for the
         # storage (PostgreSQL may be slow to answer, or away); callers wait for it, bounded.
-        self._first_load = self._writer.submit(self._load)
+        self._first_load = self._writer.submit(self._first)
 
     def _wait_loaded(self) -> None:
         """Let the first load finish before names are judged (at most LOAD_WAIT; it fails soft)."""
         if not self._first_load.done():
             try:
                 self._first_load.result(timeout=LOAD_WAIT)
-            except Exception:   # a timeout: go on with what is known; the load still lands later
+            except TimeoutError:   # go on with what is known; the load still lands later
                 pass
+
+    def _first(self) -> None:
+        try:
+            self._load()
+        except Exception:   # the writer thread's top: the hub works on with the agents it meets
+            log.exception("loading the A2A agents failed")
 
     def _load(self) -> None:
         """Learn the agents the table remembers (once; agents already known here win)."""
