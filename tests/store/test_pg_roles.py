@@ -1,11 +1,13 @@
 """The least-privilege setup of docs/team.md works: an owner migrates, a DML-only login uses it."""
 from __future__ import annotations
 
+import json
 import os
 
 import psycopg
 import pytest
 
+from memesh.store.pg import graph as pg_graph
 from memesh.store.storage import open_storage
 from tests.pg_server import SUPERUSER
 
@@ -45,3 +47,21 @@ def test_a_login_with_only_row_rights_works_once_the_owner_created_the_schema(te
         alice.close()
     with psycopg.connect(user_url) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
         conn.execute("CREATE TABLE sneaky (id int)")
+
+
+def test_a_login_with_only_row_rights_can_import_a_large_graph(team_database, tmp_path, monkeypatch):
+    # Past ANALYZE_AFTER an import also merges the search indexes' pending entries, which
+    # only the indexes' owner may do: a row-rights login leaves that to the next vacuum.
+    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 10)
+    owner_url, user_url = team_database
+    owner = open_storage(owner_url, tmp_path / "x.db")
+    owner.graph.stats()  # the first call migrates
+    owner.close()
+    alice = open_storage(user_url, tmp_path / "x.db")
+    lines = [json.dumps({"type": "entity", "name": f"Runbook {i}", "entityType": "doc", "observations": [f"step {i}"]})
+             for i in range(50)]
+    try:
+        assert alice.graph.import_jsonl(lines) == {"entities": 50, "relations": 0}
+        assert [e["name"] for e in alice.graph.search_nodes("Runbook 7", limit=1)["entities"]] == ["Runbook 7"]
+    finally:
+        alice.close()

@@ -1,0 +1,70 @@
+"""Search on PostgreSQL stays on its good plans: after many searches and after a bulk import."""
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from memesh.store.pg import graph as pg_graph
+from memesh.store.pg.db import PgDatabase
+from memesh.store.pg.graph import PgKnowledgeGraph
+from memesh.store.storage import open_storage
+
+
+def ent(name, entity_type="thing", observations=()):
+    return {"name": name, "entityType": entity_type, "observations": list(observations)}
+
+
+def graph_lines(count):
+    """A JSONL graph of ``count`` entities."""
+    return [json.dumps({"type": "entity", **ent(f"Node {i}", "note", [f"alpha beta {i}", "gamma delta"])})
+            for i in range(count)]
+
+
+def test_search_statements_are_never_prepared_so_each_is_planned_for_its_own_words(pg_url):
+    # One connection, so that every search runs on it: psycopg prepares a statement run
+    # five times, and PostgreSQL may then plan it once for any word (a generic plan).
+    database = PgDatabase(pg_url, max_size=1)
+    graph = PgKnowledgeGraph(database)
+    try:
+        graph.create_entities([ent(f"Node {i}", observations=["alpha beta", "gamma"]) for i in range(5)])
+        for _ in range(8):
+            for query in ("alpha", "alpha gamma", "lph", "Node 3"):
+                assert graph.search_nodes(query)["entities"]
+        prepared = database.read(lambda cur: [row[0] for row in cur.execute(
+            "SELECT statement FROM pg_prepared_statements").fetchall()])
+        assert any("observations" in text for text in prepared)  # the page's queries are prepared
+        assert [text for text in prepared if "@@" in text or "LIKE" in text] == []
+    finally:
+        database.close()
+
+
+def pending_pages(url):
+    """Pages each GIN index of entities still has in its pending list (merging them says how many)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT c.relname, gin_clean_pending_list(c.oid) FROM pg_index i "
+                            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+                            "WHERE i.indrelid = 'entities'::regclass AND a.amname = 'gin' ORDER BY 1").fetchall()
+
+
+def test_a_bulk_import_leaves_nothing_in_the_search_indexes_pending_lists(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    storage = open_storage(pg_url, tmp_path / "x.db")
+    try:
+        assert storage.graph.import_jsonl(graph_lines(400)) == {"entities": 400, "relations": 0}
+        assert [e["name"] for e in storage.graph.search_nodes("Node 7", limit=1)["entities"]] == ["Node 7"]
+    finally:
+        storage.close()
+    pages = pending_pages(pg_url)
+    assert len(pages) >= 2 and all(count == 0 for _, count in pages), pages
+
+
+def test_a_small_import_leaves_its_entries_pending_for_the_next_vacuum(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    storage = open_storage(pg_url, tmp_path / "x.db")
+    try:
+        storage.graph.import_jsonl(graph_lines(50))
+    finally:
+        storage.close()
+    assert any(count > 0 for _, count in pending_pages(pg_url))
+
