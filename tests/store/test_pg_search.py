@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import psycopg
 
@@ -68,3 +69,20 @@ def test_a_small_import_leaves_its_entries_pending_for_the_next_vacuum(pg_url, t
         storage.close()
     assert any(count > 0 for _, count in pending_pages(pg_url))
 
+
+
+def test_writes_keep_the_search_indexes_pending_lists_within_one_megabyte(pg_url, tmp_path):
+    # Each write re-indexes the whole entity: a long observation text adds a few thousand
+    # trigrams to the pending list each time, past 1 MB well before PostgreSQL's 4 MB.
+    rng = random.Random(5)
+    text = " ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9))) for _ in range(600))
+    storage = open_storage(pg_url, tmp_path / "x.db")
+    try:
+        storage.graph.create_entities([ent("Long", observations=[text])])
+        for i in range(300):
+            storage.graph.add_observations([{"entityName": "Long", "contents": [f"note {i}"]}])
+        assert [e["name"] for e in storage.graph.search_nodes("note 299")["entities"]] == ["Long"]
+    finally:
+        storage.close()
+    pages = dict(pending_pages(pg_url))
+    assert pages and max(pages.values()) <= 1024 // 8, pages
