@@ -1,4 +1,4 @@
-"""Search on PostgreSQL stays on its good plans: after many searches and after a bulk import."""
+"""Search on PostgreSQL stays on its good plans: after many searches, after a bulk import, under writes."""
 from __future__ import annotations
 
 import json
@@ -68,7 +68,6 @@ def test_a_small_import_leaves_its_entries_pending_for_the_next_vacuum(pg_url, t
     finally:
         storage.close()
     assert any(count > 0 for _, count in pending_pages(pg_url))
-
 
 
 def test_writes_keep_the_search_indexes_pending_lists_within_one_megabyte(pg_url, tmp_path):
