@@ -19,7 +19,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator
-from typing import Final
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the proxy's start-up path
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = ["backoff_delay", "deadline_schedule", "next_delay"]
 

@@ -20,9 +20,13 @@ from __future__ import annotations
 import os
 import pathlib
 import types
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from memesh.errors import ConfigError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the proxy's start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 MiB = 1024 * 1024
 

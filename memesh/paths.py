@@ -21,25 +21,19 @@ from __future__ import annotations
 import os
 import pathlib
 import stat
-from typing import NamedTuple
+from collections import namedtuple
 
 from memesh.errors import UnsafePathError
 
 MAX_SOCKET_PATH = 100
 
 
-class Paths(NamedTuple):
-    """Every path of one home (a NamedTuple: cheap to define on the proxy's start-up path)."""
+# A plain namedtuple: cheap to define on the proxy's start-up path, where typing.NamedTuple
+# (it imports typing and compiles every field's annotation) costs milliseconds.
+class Paths(namedtuple("Paths", "home record lifetime_lock start_lock socket key log_dir log db")):
+    """Every path of one home, each a ``pathlib.Path`` (the layout above)."""
 
-    home: pathlib.Path
-    record: pathlib.Path
-    lifetime_lock: pathlib.Path
-    start_lock: pathlib.Path
-    socket: pathlib.Path
-    key: pathlib.Path
-    log_dir: pathlib.Path
-    log: pathlib.Path
-    db: pathlib.Path
+    __slots__ = ()
 
 
 def choose_socket_path(home: pathlib.Path, uid: int, runtime_dir: str | None) -> pathlib.Path:

@@ -27,9 +27,13 @@ import json
 import os
 import pathlib
 import time
-from typing import Any, NamedTuple
+from collections import namedtuple
 
 from memesh.paths import open_private, write_private
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the proxy's start-up path
+if TYPE_CHECKING:
+    from typing import Any
 
 # Verdicts of judge().
 LIVE = "live"  # a daemon holds the lifetime lock and answered our hello: use it
@@ -67,21 +71,21 @@ SEED_FIELDS = (
 )
 
 
-class LockRecord(NamedTuple):
-    """The JSON record of a daemon (a NamedTuple: cheap to define on the proxy's start-up path)."""
+# Records and facts are plain namedtuples: cheap to define on the proxy's start-up path,
+# where typing.NamedTuple (it imports typing and compiles every field's annotation) costs
+# milliseconds.
+class LockRecord(namedtuple("LockRecord", (*SEED_FIELDS, "processCreateTime", "buildId", "pythonVersion", "a2aPort"),
+                            defaults=(0.0, "", "", 0))):
+    """The JSON record of a daemon: the seed's fields, then ours (optional in a record).
 
-    pid: int
-    instanceId: str
-    socketPath: str
-    startTime: int  # ms since the epoch
-    version: str
-    clientCount: int
-    protocolVersion: int
-    minClientVersion: str
-    processCreateTime: float = 0.0
-    buildId: str = ""
-    pythonVersion: str = ""
-    a2aPort: int = 0  # the A2A front door's port on 127.0.0.1 (0: not serving)
+    ``pid`` int, ``instanceId`` str, ``socketPath`` str, ``startTime`` int (ms since the
+    epoch), ``version`` str, ``clientCount`` int, ``protocolVersion`` int,
+    ``minClientVersion`` str; ``processCreateTime`` float, ``buildId`` str,
+    ``pythonVersion`` str, ``a2aPort`` int (the A2A front door's port on 127.0.0.1; 0: not
+    serving).
+    """
+
+    __slots__ = ()
 
     def to_json(self) -> bytes:
         return (json.dumps(self._asdict(), indent=2) + "\n").encode()
@@ -125,16 +129,21 @@ def parse_record(data: bytes | str | None) -> LockRecord | None:
     return LockRecord(**values)
 
 
-class Facts(NamedTuple):
-    """What a contender learned about the current lock state (gathered by thin I/O)."""
+class Facts(namedtuple("Facts", "lifetime_held holder_alive holder_verified hello overdue answered timeouts",
+                       defaults=(False, False, HELLO_REFUSED, False, False, 0))):
+    """What a contender learned about the current lock state (gathered by thin I/O).
 
-    lifetime_held: bool
-    holder_alive: bool = False  # the pid the lifetime file names is a running process
-    holder_verified: bool = False  # …and its create time matches what the daemon wrote
-    hello: str = HELLO_REFUSED
-    overdue: bool = False  # we have waited longer than the hung threshold (several health deadlines)
-    answered: bool = False  # some earlier attempt of this wait got a reply of any kind
-    timeouts: int = 0  # hello attempts in a row that timed out without a byte of answer (this one included)
+    * ``lifetime_held``: someone holds the lifetime lock (the only proof of life);
+    * ``holder_alive``: the pid the lifetime file names is a running process (default False);
+    * ``holder_verified``: …and its create time matches what the daemon wrote (False);
+    * ``hello``: how the hello went, a ``HELLO_*`` value (``HELLO_REFUSED``);
+    * ``overdue``: we have waited longer than the hung threshold, several health deadlines (False);
+    * ``answered``: some earlier attempt of this wait got a reply of any kind (False);
+    * ``timeouts``: hello attempts in a row that timed out without a byte of answer, this
+      one included (0).
+    """
+
+    __slots__ = ()
 
 
 def judge(facts: Facts) -> str:

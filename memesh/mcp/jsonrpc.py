@@ -21,7 +21,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, NamedTuple, Union
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the proxy's start-up path
+if TYPE_CHECKING:
+    from typing import Any, Union
 
 JSONRPC_VERSION = "2.0"
 
@@ -53,41 +57,39 @@ MAX_LINE_BYTES = 10 * 1024 * 1024
 # message too deep for the decoder itself is still answered, not a crash.
 MAX_DEPTH = 128
 
-RequestId = Union[str, int]
+if TYPE_CHECKING:
+    RequestId = Union[str, int]
+    Message = Union["Request", "Notification", "Response", "Invalid"]
 
 
-# Message kinds are NamedTuples rather than dataclasses: this module is on the stdio
-# proxy's start-up path, and importing dataclasses costs several milliseconds there.
-class Request(NamedTuple):
-    """A call that expects exactly one reply carrying the same ``id``."""
+# Message kinds are plain namedtuples: this module is on the stdio proxy's start-up path,
+# where dataclasses or typing.NamedTuple (which imports typing and compiles every field's
+# annotation) cost several milliseconds.
+class Request(namedtuple("Request", "id method params", defaults=(None,))):
+    """A call that expects exactly one reply carrying the same ``id``.
 
-    id: RequestId
-    method: str
-    params: dict[str, Any] | list[Any] | None = None
+    ``id``: str or int; ``method``: str; ``params``: a dict, a list or None.
+    """
 
-
-class Notification(NamedTuple):
-    """A one-way message: it is never answered, whatever it contains."""
-
-    method: str
-    params: dict[str, Any] | list[Any] | None = None
+    __slots__ = ()
 
 
-class Response(NamedTuple):
+class Notification(namedtuple("Notification", "method params", defaults=(None,))):
+    """A one-way message: it is never answered, whatever it contains (``params`` as in a request)."""
+
+    __slots__ = ()
+
+
+class Response(namedtuple("Response", "id result error", defaults=(None, None))):
     """A peer's answer to a request of ours (``result`` or ``error``); we send none, so it is ignored."""
 
-    id: RequestId | None
-    result: Any = None
-    error: Any = None
+    __slots__ = ()
 
 
-class Invalid(NamedTuple):
-    """A line that is not an acceptable message; ``reply`` is the error object we owe for it."""
+class Invalid(namedtuple("Invalid", "reply")):
+    """A line that is not an acceptable message; ``reply`` is the error object (a dict) we owe for it."""
 
-    reply: dict[str, Any]
-
-
-Message = Union[Request, Notification, Response, Invalid]
+    __slots__ = ()
 
 
 class RpcError(Exception):

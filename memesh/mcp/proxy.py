@@ -43,13 +43,16 @@ import select
 import sys
 import threading
 import time
-from typing import Any, BinaryIO
 
 from memesh import lazylog
 from memesh.daemon.channel import ChannelBroken
 from memesh.errors import DaemonDraining, MemeshError, MessageTooLarge, NotFound
 from memesh.mcp import jsonrpc
 from memesh.mcp.stdin import EOF, OVERSIZE, StdinReader, split_lines  # noqa: F401  (re-exported)
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the start-up path
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 log = lazylog.get(__name__)  # the proxy's start-up path: see memesh.lazylog
 

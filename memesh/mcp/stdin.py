@@ -14,9 +14,12 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, BinaryIO
 
 from memesh.mcp.jsonrpc import MAX_LINE_BYTES
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the proxy's start-up path
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
 
 CHUNK = 1 << 16  # bytes per read: large enough for speed, small enough to allocate cheaply
 
