@@ -84,8 +84,8 @@ class Home(DaemonHome):
         self.env["PYTHONPATH"] = str(ROOT)
         self.children: list[subprocess.Popen] = []
 
-    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        proc = subprocess.Popen(argv, env=self.env, start_new_session=True, cwd=str(ROOT), **kwargs)
+    def popen(self, argv: list[str], env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(argv, env=env or self.env, start_new_session=True, cwd=str(ROOT), **kwargs)
         self.children.append(proc)
         return proc
 
