@@ -17,12 +17,14 @@ function :func:`merge_layers`.
 """
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import types
 from collections.abc import Callable, Mapping
 
 from memesh.errors import ConfigError
+from memesh.paths import write_private
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the proxy's start-up path
 if TYPE_CHECKING:
@@ -223,21 +225,83 @@ def default_home(environ: Mapping[str, str]) -> pathlib.Path:
     return pathlib.Path("~").expanduser() / ".memesh"
 
 
-def read_config_file(path: pathlib.Path) -> dict[str, Any]:
-    """Parse the YAML file (imported lazily: yaml costs ~35 ms and most users have no file)."""
-    import yaml
+#: Beside the settings, in the home: the last YAML file read, as JSON (see read_config_file).
+CONFIG_CACHE = "config.cache.json"
+
+
+def read_config_file(path: pathlib.Path, cache: pathlib.Path | None = None) -> dict[str, Any]:
+    """The settings in the YAML file at ``path``, as ``section.key`` pairs.
+
+    Importing yaml costs ~30 ms, on every window of a user who has a config file. So the
+    parsed file is kept in ``cache`` (JSON, which the window imports anyway) together
+    with the file's identity (device, inode, size, modification and change times, in ns),
+    and read from there while the file is unchanged. Only a parse that JSON gives back
+    unchanged is kept; anything amiss with the cache just means parsing the file.
+    """
+    stamp = _file_stamp(path)
+    tree = _cached_tree(cache, path, stamp)
+    if tree is _MISSING:
+        tree = _parse_yaml(path)
+        _keep_tree(cache, path, stamp, tree)
+    return flatten(tree, str(path))
+
+
+_MISSING = object()
+
+
+def _file_stamp(path: pathlib.Path) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _cached_tree(cache: pathlib.Path | None, path: pathlib.Path, stamp: list[int] | None) -> Any:
+    if cache is None or stamp is None:
+        return _MISSING
+    try:
+        fd = os.open(cache, os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return _MISSING
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_uid != os.getuid() or st.st_mode & 0o022:
+                return _MISSING  # only a cache nobody else could have written stands for the file
+            kept = json.loads(fh.read())
+    except (OSError, ValueError):
+        return _MISSING
+    if not isinstance(kept, dict) or kept.get("file") != str(path) or kept.get("stamp") != stamp or "tree" not in kept:
+        return _MISSING
+    return kept["tree"]
+
+
+def _keep_tree(cache: pathlib.Path | None, path: pathlib.Path, stamp: list[int] | None, tree: Any) -> None:
+    if cache is None or stamp is None:
+        return
+    try:
+        text = json.dumps({"file": str(path), "stamp": stamp, "tree": tree})
+        if json.loads(text)["tree"] != tree:
+            return  # e.g. integer keys, which JSON would turn into strings
+        write_private(cache, text.encode())
+    except (TypeError, ValueError, OSError):
+        pass  # a value JSON cannot hold (a date), or a home we cannot write: parse next time
+
+
+def _parse_yaml(path: pathlib.Path) -> Any:
+    import yaml  # deferred: ~30 ms, and most users have no file (or a cached one)
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
     try:
-        tree = yaml.safe_load(text)
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    return flatten(tree, str(path))
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **flags: Any) -> Settings:
@@ -250,7 +314,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **flags: Any) -> Set
     if explicit and not config_file.is_file():
         raise ConfigError(f"MEMESH_CONFIG={explicit}: no such file")
     if config_file.is_file():
-        file_layer = {k: (v, f"file:{config_file}") for k, v in read_config_file(config_file).items()}
+        file_layer = {k: (v, f"file:{config_file}") for k, v in read_config_file(config_file, home / CONFIG_CACHE).items()}
     else:
         config_file = None
     flag_layer = {key.replace("__", "."): (value, "flag") for key, value in flags.items() if value is not None}

@@ -10,6 +10,7 @@ Layout of ``$MEMESH_HOME`` (default ``~/.memesh``, mode 0700, owned by the user)
     logs/daemon.log       the daemon's rotating log (0600)
     memesh.db             SQLite database (0600)
     config.yaml           optional settings
+    config.cache.json     the settings file as last parsed, with its identity (0600)
 
 AF_UNIX paths are limited (107 bytes on Linux, 103 on macOS); when ``daemon.sock``
 would be longer than :data:`MAX_SOCKET_PATH` the socket goes to a short per-user

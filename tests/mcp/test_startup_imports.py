@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from tests.mcp.conftest import REPO
 from tests.mcp.stdio_driver import StdioServer
 
@@ -54,8 +56,15 @@ NOT_ON_THE_PROXY_PATH = (
 )
 
 
-def test_a_window_answers_initialize_through_the_daemon_without_importing_what_only_other_paths_need(make_home, tmp_path):
+CONFIG = "daemon:\n  max_connections: 777\nproxy:\n  reconnect_budget: 20000\n"
+
+
+@pytest.mark.parametrize("config_file", [False, True], ids=["no-config-file", "config-file"])
+def test_a_window_answers_initialize_through_the_daemon_without_importing_what_only_other_paths_need(make_home, tmp_path, config_file):
+    """With a config file too: the daemon's start parsed it, and windows take it from the cache."""
     home = make_home()
+    if config_file:
+        (home.path / "config.yaml").write_text(CONFIG)
     home.start_daemon()
     snapshot = tmp_path / "modules.txt"
     env = {**home.env, "PYTHONPATH": REPO}
