@@ -13,10 +13,10 @@ difference is what memesh itself costs. The three are interleaved run by run, so
 load of a shared machine weighs on each alike. ``--flags -S`` leaves out site-packages'
 start-up files (a ``.pth`` that imports something on every start hides what memesh
 imports); ``--script`` starts the window the way the ``memesh`` console script does
-instead of ``python -m memesh``. Every process started here is stopped by its pid, the
+instead of ``python -m memesh``; ``--config-file`` gives the home a ``config.yaml``. Every process started here is stopped by its pid, the
 daemon by its verified pid. Prints figures only.
 
-Run: ``python bench/bench_startup.py [--runs 20] [--flags=-S] [--script]``.
+Run: ``python bench/bench_startup.py [--runs 20] [--flags=-S] [--script] [--config-file]``.
 """
 from __future__ import annotations
 
@@ -57,11 +57,14 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--flags", default="", help="interpreter flags for every process timed, e.g. -S")
     parser.add_argument("--script", action="store_true", help="start windows as the console script does, not with -m")
+    parser.add_argument("--config-file", action="store_true", help="give the home a config.yaml (as a user with settings has)")
     args = parser.parse_args()
     flags = args.flags.split()
     window = [sys.executable, *flags, *(["-c", CONSOLE_SCRIPT] if args.script else ["-m", "memesh"])]
     home = Home()
     try:
+        if args.config_file:
+            (home.path / "config.yaml").write_text("daemon:\n  log_level: warning\nproxy:\n  reconnect_budget: 30000\n")
         done = subprocess.run([sys.executable, "-m", "memesh", "daemon", "start"], env=home.env, cwd=str(ROOT),
                               capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
