@@ -1,19 +1,23 @@
 """One window's start-up: exec of ``memesh`` to its ``initialize`` answer, against a running daemon.
 
 Starts a daemon in a temporary MEMESH_HOME, then starts real windows one after another
-(each closed before the next) and prints, in ms, exec → ``initialize`` answered
+(each closed before the next) and prints exec → ``initialize`` answered (wall ms) and the
+CPU time of each window's whole life (user + system ms; steadier than wall time on a
+loaded machine):
 
-* as this environment runs Python (with ``PYTHONDONTWRITEBYTECODE`` set and no
-  ``__pycache__`` in the tree, every window compiles memesh's modules from source), and
+* with the sources compiled at every start, as happens when ``PYTHONDONTWRITEBYTECODE``
+  is set and the tree has no ``__pycache__``, and
 * with a bytecode cache, as an installed memesh has (a temporary ``PYTHONPYCACHEPREFIX``,
-  filled by one window before the runs),
+  filled by one window before the runs);
 
-beside exec → exit of a bare interpreter (``python -c pass``) with the same flags, so the
-difference is what memesh itself costs. The three are interleaved run by run, so that the
-load of a shared machine weighs on each alike. ``--flags -S`` leaves out site-packages'
-start-up files (a ``.pth`` that imports something on every start hides what memesh
-imports); ``--script`` starts the window the way the ``memesh`` console script does
-instead of ``python -m memesh``; ``--config-file`` gives the home a ``config.yaml``. Every process started here is stopped by its pid, the
+beside a bare interpreter (``python -c pass``) with the same flags, so the difference is
+what memesh itself costs. The three are interleaved run by run, so that the load of a
+shared machine weighs on each alike.
+
+``--flags=-S`` leaves out site-packages' start-up files (a ``.pth`` that imports
+something at every start hides what memesh imports); ``--script`` starts windows the way
+the ``memesh`` console script does instead of ``python -m memesh``; ``--config-file``
+gives the home a ``config.yaml``. Every process started here is stopped by its pid, the
 daemon by its verified pid. Prints figures only.
 
 Run: ``python bench/bench_startup.py [--runs 20] [--flags=-S] [--script] [--config-file]``.
@@ -38,8 +42,12 @@ def summary(label: str, samples: list[float]) -> str:
             f"max {max(samples):.1f} ms ({len(samples)} runs)")
 
 
-def time_window(home: Home, window: list[str], env: dict[str, str]) -> float:
-    """Start one window, send initialize, return the ms until its answer; then close it."""
+def cpu_ms(usage) -> float:
+    return (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def time_window(home: Home, window: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Start one window, send initialize; (ms until its answer, CPU ms of its whole life)."""
     started = time.perf_counter()
     proc = home.popen(window, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     proc.stdin.write(INITIALIZE.encode() + b"\n")
@@ -48,8 +56,9 @@ def time_window(home: Home, window: list[str], env: dict[str, str]) -> float:
     if b'"id":0' not in line.replace(b" ", b""):
         raise RuntimeError(f"window did not initialize: {line!r} {proc.stderr.read(2000) if proc.poll() is not None else ''}")
     proc.stdin.close()
-    proc.wait(timeout=30)
-    return elapsed
+    _, status, usage = os.wait4(proc.pid, 0)  # bounded: a window exits within 2 s of stdin EOF
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, cpu_ms(usage)
 
 
 def main() -> int:
@@ -73,17 +82,26 @@ def main() -> int:
         cached_env["PYTHONPYCACHEPREFIX"] = str(home.path / "pycache")
         print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; window: {' '.join(window[1:])}")
         time_window(home, window, cached_env)  # fills the bytecode cache
-        bare, compiled, cached = [], [], []
+        bare, bare_cpu = [], []
+        windows = {"sources compiled at start": ([], []), "bytecode cache": ([], [])}
         for _ in range(args.runs):
             started = time.perf_counter()
-            subprocess.run([sys.executable, *flags, "-c", "pass"], env=home.env, cwd=str(ROOT), check=True)
+            proc = subprocess.Popen([sys.executable, *flags, "-c", "pass"], env=home.env, cwd=str(ROOT))
+            _, _, usage = os.wait4(proc.pid, 0)
+            proc.returncode = 0
             bare.append((time.perf_counter() - started) * 1000)
-            compiled.append(time_window(home, window, home.env))
-            cached.append(time_window(home, window, cached_env))
+            bare_cpu.append(cpu_ms(usage))
+            for (wall, cpu), env in zip(windows.values(), (home.env, cached_env)):
+                answered, used = time_window(home, window, env)
+                wall.append(answered)
+                cpu.append(used)
         print(summary("bare interpreter, exec -> exit", bare))
-        for label, samples in (("window, sources compiled at start", compiled), ("window, bytecode cache", cached)):
-            print(summary(f"{label}, exec -> initialize answered", samples))
-            print(f"  difference of the medians (memesh's own part): {statistics.median(samples) - statistics.median(bare):.1f} ms")
+        print(summary("  its CPU time", bare_cpu))
+        for label, (wall, cpu) in windows.items():
+            print(summary(f"window, {label}, exec -> initialize answered", wall))
+            print(summary("  CPU time of the window's whole life", cpu))
+            print(f"  memesh's own part (difference of the medians): wall {statistics.median(wall) - statistics.median(bare):.1f} ms, "
+                  f"CPU {statistics.median(cpu) - statistics.median(bare_cpu):.1f} ms")
         print(f"load at the end {os.getloadavg()[0]:.2f}")
         return 0
     finally:
