@@ -7,6 +7,7 @@ as it is added.
 from __future__ import annotations
 
 import os
+import pathlib
 import re
 import shutil
 import tempfile
@@ -16,7 +17,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memesh.config import DEFAULTS, SCHEMA, SOURCE_DEFAULT, env_layer, env_name, flatten, load_settings, merge_layers
+from memesh.config import (CONFIG_CACHE, DEFAULTS, SCHEMA, SOURCE_DEFAULT, env_layer, env_name, flatten, load_settings,
+                           merge_layers, read_config_file)
 from memesh.errors import ConfigError
 
 KEYS = sorted(SCHEMA)
@@ -192,5 +194,42 @@ def test_load_settings_applies_file_then_environment_then_flags(file, env, flag)
                 expected, source = DEFAULTS[key], SOURCE_DEFAULT
             assert loaded.values[key] == SCHEMA[key][1](expected), key
             assert loaded.sources[key] == source, key
+    finally:
+        shutil.rmtree(home)
+
+
+# Values of any kind YAML reads (flatten checks names, not values), including some JSON
+# cannot hold (dates) or would change (integer keys).
+yaml_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.dates(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.integers() | st.text(), children, max_size=3),
+    max_leaves=6,
+)
+config_trees = st.dictionaries(st.sampled_from(KEYS), yaml_values).map(
+    lambda flat: {section: {key.split(".")[1]: value for key, value in flat.items() if key.split(".")[0] == section}
+                  for section in {key.split(".")[0] for key in flat}})
+
+
+def _typed(flat: dict) -> list:
+    """Compare values with their types (True == 1 and 1.0 == 1 in Python)."""
+    def walk(value):
+        if isinstance(value, dict):
+            return ("dict", sorted((repr(k), walk(v)) for k, v in value.items()))
+        if isinstance(value, list):
+            return ("list", [walk(v) for v in value])
+        return (type(value).__name__, repr(value))
+    return sorted((key, walk(value)) for key, value in flat.items())
+
+
+@settings(max_examples=60, deadline=None)
+@given(config_trees)
+def test_a_config_file_read_through_the_cache_gives_exactly_what_parsing_it_gives(tree):
+    home = pathlib.Path(tempfile.mkdtemp(prefix="mm", dir="/tmp"))
+    try:
+        config, cache = home / "config.yaml", home / CONFIG_CACHE
+        config.write_text(yaml.safe_dump(tree), encoding="utf-8")
+        parsed = read_config_file(config)
+        assert _typed(read_config_file(config, cache)) == _typed(parsed)  # parses, maybe keeps it
+        assert _typed(read_config_file(config, cache)) == _typed(parsed)  # from the cache, if kept
     finally:
         shutil.rmtree(home)
