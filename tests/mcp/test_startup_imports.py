@@ -72,7 +72,7 @@ def test_a_window_answers_initialize_through_the_daemon_without_importing_what_o
     try:
         reply = server.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
                                               "clientInfo": {"name": "memesh-tests", "version": "1"}})
-        assert reply["result"]["serverInfo"]["name"] == "memesh", reply
+        assert "result" in reply and reply["result"]["serverInfo"]["name"] == "memesh", (reply, server.stderr_text)
         modules = set(snapshot.read_text().split())
         # The window went through the daemon (standalone, it would have imported its session).
         assert "memesh.mcp.proxy" in modules and "memesh.daemon.channel" in modules, sorted(modules)
