@@ -188,9 +188,21 @@ def main() -> int:
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--poll", type=float, default=0.0, help="long-poll seconds of the load sessions (0 = the proxy's own)")
     parser.add_argument("--probes", type=int, default=5, help="windows N+1 started one after another (each closed before the next)")
+    parser.add_argument("--no-bytecode-cache", action="store_true",
+                        help="keep the inherited PYTHONDONTWRITEBYTECODE (every window then compiles memesh's sources)")
     args = parser.parse_args()
     real = min(args.real, args.windows)
     home = Home()
+    if not args.no_bytecode_cache:
+        # An installed memesh reuses its .pyc files; so do these windows and the daemon, even
+        # where PYTHONDONTWRITEBYTECODE is set: the cache lives in the temporary home's folder
+        # (PYTHONPYCACHEPREFIX), nothing is written beside the sources.
+        home.env.pop("PYTHONDONTWRITEBYTECODE", None)
+        home.env["PYTHONPYCACHEPREFIX"] = str(home.path / "pycache")
+        subprocess.run([sys.executable, "-c", "import memesh.mcp.proxy, memesh.daemon.server"], env=home.env,
+                       cwd=str(ROOT), check=True)
+    print("bytecode: " + ("inherited (PYTHONDONTWRITEBYTECODE=%r)" % os.environ.get("PYTHONDONTWRITEBYTECODE", "")
+                          if args.no_bytecode_cache else "cached, as an installed memesh"), flush=True)
     try:
         done = subprocess.run([sys.executable, "-m", "memesh", "daemon", "start"], env=home.env, cwd=str(ROOT),
                               capture_output=True, text=True, timeout=60)
