@@ -111,6 +111,7 @@ SCHEMA: dict[str, tuple[Any, Callable[[Any], Any], str]] = {
     "a2a.channel": (False, _bool, "push new A2A tasks into Claude Code windows as channel events"),
     "a2a.blocking_timeout": (60000, _int_range(100, 3600000), "ms a blocking SendMessage waits for the window's answer"),
     "a2a.task_ttl": (86400000, _int_range(1000, 30 * _DAY_MS), "ms an unanswered task waits before it fails"),
+    "a2a.keep_finished": (7 * _DAY_MS, _int_range(0, 365 * _DAY_MS), "ms a finished task (completed, failed, canceled, rejected) is kept before the daemon deletes it (0 = forever)"),
     "storage.url": ("sqlite:", _storage_url, "where the graph, memories and A2A tasks live: sqlite: (MEMESH_HOME/memesh.db) or postgresql://..."),
     "storage.password_file": ("", _optional_path, "file holding the PostgreSQL password (else the URL, PGPASSWORD or ~/.pgpass)"),
 }

@@ -10,7 +10,9 @@ that agent must exist; a blocking ``SendMessage`` waits at most ``a2a.blocking_t
 :class:`Engine` holds the coroutines the hub runs for windows, the CLI and Python (each
 submitted from another thread with ``run_coroutine_threadsafe``), and turns every saved
 task into deliveries: a task entering an agent's inbox is an *arrival* (channel event),
-and any change to an inbox updates the ``memesh://a2a/inbox`` resource.
+and any change to an inbox updates the ``memesh://a2a/inbox`` resource. Its periodic sweep
+fails tasks whose ``a2a.task_ttl`` ran out and deletes finished tasks older than
+``a2a.keep_finished`` (:mod:`memesh.a2a.retention`).
 """
 from __future__ import annotations
 
@@ -34,9 +36,9 @@ from a2a.types.a2a_pb2 import (
 )
 from a2a.utils.errors import InternalError, InvalidParamsError, TaskNotFoundError
 
-from memesh.a2a import states
+from memesh.a2a import retention, states
 from memesh.a2a.executor import AGENT, INTERNAL, SENDER, WindowExecutor
-from memesh.errors import MemeshError, NotFound, ValidationError
+from memesh.errors import MemeshError, NotFound, StorageUnavailable, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +105,10 @@ def _is_settled(task: Task | None) -> bool:
 
 class Engine:
     def __init__(self, hub: Any, store: Any, executor: WindowExecutor, handler: HubRequestHandler,
-                 loop: asyncio.AbstractEventLoop, ttl: float) -> None:
+                 loop: asyncio.AbstractEventLoop, ttl: float, keep_finished: float = 0.0) -> None:
         self.hub, self.store, self.executor, self.handler, self.loop = hub, store, executor, handler, loop
         self.ttl = ttl
+        self.keep_finished = keep_finished
         self._states: dict[str, str] = {}
         self._settle: dict[str, list[asyncio.Future]] = {}
         store.on_saved = self.on_saved
@@ -205,14 +208,37 @@ class Engine:
             raise ValidationError(f"task {task_id} cannot be cancelled: {getattr(exc, 'message', exc)}") from None
 
     async def sweep_forever(self) -> None:
-        """Fail tasks whose time to live ran out (also those no executor waits for)."""
-        interval = max(0.2, min(5.0, self.ttl / 2))
+        """Fail tasks whose time to live ran out (also those no executor waits for), and
+        delete finished tasks kept longer than ``a2a.keep_finished``."""
+        interval = retention.sweep_interval(self.ttl, self.keep_finished)
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.sweep()
             except Exception:
                 log.exception("expiring old A2A tasks failed")
+            try:
+                await self.delete_finished()
+            except StorageUnavailable as exc:
+                log.warning("deleting finished A2A tasks: %s", exc)
+            except Exception:
+                log.exception("deleting finished A2A tasks failed")
+
+    async def delete_finished(self) -> int:
+        """Delete finished tasks past ``a2a.keep_finished``, in bounded batches; how many."""
+        before = retention.cutoff(time.time(), self.keep_finished)
+        if before is None:
+            return 0
+        total, batches = 0, 0
+        while True:
+            deleted = self.hub.delete_finished(before, retention.BATCH)
+            total, batches = total + deleted, batches + 1
+            if not retention.another_batch(deleted, batches):
+                break
+            await asyncio.sleep(0)   # let requests in between two batches
+        if total:
+            log.info("deleted %d finished A2A task(s) older than a2a.keep_finished", total)
+        return total
 
     async def sweep(self) -> None:
         for task_id, _state in self.hub.expired(time.time() - self.ttl):

@@ -118,7 +118,8 @@ class FrontDoor:
                                     registry=self.hub.registry,
                                     blocking_timeout=self.settings.seconds("a2a.blocking_timeout"))
         self._handler = handler
-        engine = Engine(self.hub, store, executor, handler, asyncio.get_running_loop(), ttl)
+        engine = Engine(self.hub, store, executor, handler, asyncio.get_running_loop(), ttl,
+                        keep_finished=self.settings.seconds("a2a.keep_finished"))
         app = Guard(build_app(handler, self.hub.registry, self.port), port=self.port, token=token,
                     coordinator=self.coordinator)
         config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, log_level="warning",

@@ -115,6 +115,9 @@ class A2AHub:
     def expired(self, before: float) -> list[tuple[str, str]]:
         return self.store.expired(before)
 
+    def delete_finished(self, before: float, limit: int) -> int:
+        return self.store.delete_finished(before, limit)
+
     def get_task(self, task_id: str, history: bool = True) -> dict:
         from memesh.a2a.views import task_view
 

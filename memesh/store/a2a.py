@@ -140,6 +140,13 @@ class SqliteA2AStore:
                 f"ORDER BY updated_at LIMIT ?", (*TERMINAL, before, limit)).fetchall()
         return [(r[0], r[1]) for r in found]
 
+    def delete_finished(self, before: float, limit: int = 500) -> int:
+        marks = ",".join("?" * len(TERMINAL))
+        with self.db.write() as conn:
+            return conn.execute(
+                f"DELETE FROM a2a_tasks WHERE id IN (SELECT id FROM a2a_tasks WHERE state IN ({marks}) "
+                f"AND updated_at < ? ORDER BY updated_at LIMIT ?)", (*TERMINAL, before, limit)).rowcount
+
     # -- agents ------------------------------------------------------------------------
     def agents(self) -> list[Json]:
         with self.db.read() as conn:

@@ -98,6 +98,9 @@ class A2AStore(Protocol):
     def task_row(self, task_id: str) -> Json | None: ...
     def expired(self, before: float, limit: int = 100) -> list[tuple[str, str]]:
         """``(id, state)`` of unfinished tasks not updated since ``before``."""
+    def delete_finished(self, before: float, limit: int = 500) -> int:
+        """Delete up to ``limit`` tasks in a terminal state last updated before ``before``
+        (oldest first; unfinished tasks are never touched); how many were deleted."""
     def agents(self) -> list[Json]: ...
     def agent_for_project(self, project: str) -> str | None: ...
     def save_agent(self, agent: Json) -> None:

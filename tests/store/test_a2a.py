@@ -96,6 +96,25 @@ def test_the_inbox_holds_pending_tasks_oldest_first_and_expiry_finds_the_stale_u
     assert store.expired(4.5) == [("old", S), ("mid", W)]
 
 
+def test_finished_tasks_last_updated_before_the_cutoff_are_deleted_oldest_first_in_bounded_batches(open_a2a):
+    store = open_a2a()
+    store.save_task(record("waiting", S, 0.5))
+    store.save_task(record("busy", W, 1.0))
+    store.save_task(record("done", S, 0.0))
+    store.save_task(record("done", C, 1.0))
+    store.save_task(record("broke", F, 2.0))
+    store.save_task(record("stopped", states.CANCELED, 3.0))
+    store.save_task(record("refused", states.REJECTED, 4.0))
+    store.save_task(record("recent", C, 10.0))
+    assert store.delete_finished(5.0, limit=3) == 3
+    assert [store.get_task(t) for t in ("done", "broke", "stopped")] == [None, None, None]
+    assert store.get_task("refused") is not None
+    assert store.delete_finished(5.0, limit=3) == 1
+    assert store.delete_finished(5.0, limit=3) == 0
+    assert {r[1] for r in store.list_tasks()[0]} == {"waiting", "busy", "recent"}
+    assert store.task_row("refused") is None and store.pending("alpha")[1] == 2
+
+
 def test_agents_are_remembered_with_their_first_project_and_found_by_project(open_a2a):
     store = open_a2a()
     store.save_agent({"name": "alpha", "project": "/p/a", "description": "A", "createdAt": 1.0, "lastSeen": 1.0})
@@ -139,6 +158,23 @@ def test_two_hubs_on_one_postgresql_database_never_see_each_others_tasks_or_agen
         assert a.get_task("only-a") is not None
         hubs = run_sql(pg_url, "SELECT hub, count(*) FROM a2a_tasks GROUP BY hub ORDER BY hub")
         assert hubs == [("ann@laptop:/home/ann/.memesh", 2), ("bob@server:/home/bob/.memesh", 1)]
+    finally:
+        one.close()
+        two.close()
+
+
+def test_deleting_finished_tasks_on_postgresql_deletes_only_this_hubs_rows(pg_url, tmp_path):
+    one = open_backend(pg_url, tmp_path, hub="ann@laptop:/home/ann/.memesh")
+    two = open_backend(pg_url, tmp_path, hub="bob@server:/home/bob/.memesh")
+    try:
+        a, b = one.a2a, two.a2a
+        a.save_task(record("same-id", C, 1.0))
+        a.save_task(record("ann-only", F, 2.0))
+        b.save_task(record("same-id", C, 1.0))
+        assert b.delete_finished(100.0) == 1
+        assert b.get_task("same-id") is None
+        assert a.get_task("same-id") == b"same-id:TASK_STATE_COMPLETED" and a.get_task("ann-only") is not None
+        assert run_sql(pg_url, "SELECT hub, count(*) FROM a2a_tasks GROUP BY hub") == [("ann@laptop:/home/ann/.memesh", 2)]
     finally:
         one.close()
         two.close()

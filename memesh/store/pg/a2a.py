@@ -141,6 +141,17 @@ class PgA2AStore:
             "ORDER BY updated_at LIMIT %s", (self.hub, list(TERMINAL), before, limit)).fetchall())
         return [(r[0], r[1]) for r in found]
 
+    def delete_finished(self, before: float, limit: int = 500) -> int:
+        hub = self.hub
+
+        def delete(cur: Any) -> int:
+            return len(cur.execute(
+                "DELETE FROM a2a_tasks WHERE hub = %s AND id IN (SELECT id FROM a2a_tasks WHERE hub = %s "
+                "AND state = ANY(%s) AND updated_at < %s ORDER BY updated_at LIMIT %s) RETURNING 1",
+                (hub, hub, list(TERMINAL), before, limit)).fetchall())
+
+        return self.pg.write(delete)
+
     # -- agents ------------------------------------------------------------------------
     def agents(self) -> list[Json]:
         found = self.pg.read(lambda cur: cur.execute(
