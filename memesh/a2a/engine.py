@@ -22,8 +22,10 @@ import time
 import uuid
 from typing import Any
 
+from a2a.server.agent_execution import SimpleRequestContextBuilder
 from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandlerV2
+from a2a.server.request_handlers.request_handler import validate_request_params
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
     Message,
@@ -35,15 +37,18 @@ from a2a.types.a2a_pb2 import (
     TaskState,
 )
 from a2a.utils.errors import InternalError, InvalidParamsError, TaskNotFoundError
+from a2a.utils.task import apply_history_length, validate_history_length
 
 from memesh.a2a import retention, states
-from memesh.a2a.executor import AGENT, INTERNAL, SENDER, WindowExecutor
+from memesh.a2a.executor import AGENT, INTERNAL, SENDER, WindowExecutor, new_task, working
 from memesh.errors import MemeshError, NotFound, StorageUnavailable, ValidationError
 
 log = logging.getLogger(__name__)
 
 OUTSIDE = "outside"          # the sender of tasks that came over HTTP
 SETTLE_LIMIT = 10.0          # s a reply waits for its task to be saved in its new state
+IDLE_RELEASE = 10.0          # s the SDK keeps the worker of a task parked in INPUT_REQUIRED with nobody subscribed
+PARKED_PAGE = 100            # parked tasks moved to WORKING per step when their agent comes online
 
 
 class HubRequestHandler(DefaultRequestHandlerV2):
@@ -52,6 +57,7 @@ class HubRequestHandler(DefaultRequestHandlerV2):
         self.registry = registry
         self.blocking_timeout = blocking_timeout
         self.draining = asyncio.Event()
+        self._contexts = SimpleRequestContextBuilder(should_populate_referred_tasks=False, task_store=None)
 
     def _route(self, params: SendMessageRequest, context: ServerCallContext) -> None:
         context.state.setdefault(SENDER, OUTSIDE)
@@ -69,6 +75,8 @@ class HubRequestHandler(DefaultRequestHandlerV2):
     async def on_message_send(self, params: SendMessageRequest, context: ServerCallContext) -> Any:
         self._route(params, context)
         if params.configuration.return_immediately:
+            if not params.message.task_id:
+                return await self._park(params, context)
             return await super().on_message_send(params, context)
         inner = asyncio.ensure_future(super().on_message_send(params, context))
         drain = asyncio.ensure_future(self.draining.wait())
@@ -88,6 +96,22 @@ class HubRequestHandler(DefaultRequestHandlerV2):
             return await inner
         except asyncio.CancelledError:
             raise InternalError(message="the daemon stopped before this task was created; send it again") from None
+
+    @validate_request_params
+    async def _park(self, params: SendMessageRequest, context: ServerCallContext) -> Task:
+        """A new task whose sender does not wait for it: saved (SUBMITTED, then WORKING if a
+        window of its agent is online) with no worker kept in the daemon. Like a task found
+        after a restart, it is finished by an internal request when the window answers, the
+        sender cancels it or its time to live ends; SubscribeToTask rebuilds a worker from
+        the storage for as long as someone follows it."""
+        validate_history_length(params.configuration)
+        request = await self._contexts.build(params=params, task_id=None,
+                                             context_id=params.message.context_id or None, task=None, context=context)
+        task = new_task(request)
+        await self.task_store.save(task, context)
+        if self.registry.is_online(task.metadata["agent"]):
+            await self.task_store.save(working(task), context)
+        return apply_history_length(task, params.configuration)
 
     async def on_message_send_stream(self, params: SendMessageRequest, context: ServerCallContext):
         self._route(params, context)
@@ -111,6 +135,7 @@ class Engine:
         self.keep_finished = keep_finished
         self._states: dict[str, str] = {}
         self._settle: dict[str, list[asyncio.Future]] = {}
+        self._background: set[asyncio.Task] = set()
         store.on_saved = self.on_saved
 
     # -- deliveries ----------------------------------------------------------------------
@@ -137,6 +162,31 @@ class Engine:
             inbox = self.executor.waiters.get(task_id)
             if agent == name and inbox is not None:
                 inbox.put_nowait(("online",))
+        started = self.loop.create_task(self._start_parked(name))
+        self._background.add(started)
+        started.add_done_callback(self._background.discard)
+
+    async def _start_parked(self, agent: str) -> None:
+        """Move ``agent``'s parked SUBMITTED tasks (no worker waits for them) to WORKING."""
+        offset = 0
+        try:
+            while True:
+                rows, total = self.hub.store.pending(agent, PARKED_PAGE, offset)
+                for row in rows:
+                    if row["state"] != states.short_name(states.SUBMITTED) or row["taskId"] in self.executor.waiters:
+                        continue
+                    task = self.store.get_sync(row["taskId"])
+                    if task is not None and TaskState.Name(task.status.state) == states.SUBMITTED:
+                        try:
+                            self.store.save_sync(working(task))
+                        except Exception as exc:   # it moved on meanwhile (answered, cancelled)
+                            log.debug("task %s stays as it is: %s", row["taskId"], exc)
+                offset += len(rows)
+                if not rows or offset >= total:
+                    return
+                await asyncio.sleep(0)
+        except StorageUnavailable as exc:
+            log.warning("marking %s's waiting tasks as worked on: %s", agent, exc)
 
     # -- operations ------------------------------------------------------------------------
     async def wait_settled(self, task_id: str, timeout: float) -> Task | None:

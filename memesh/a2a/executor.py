@@ -57,6 +57,25 @@ def _status(state: str, text: str | None = None) -> TaskStatus:
     return status
 
 
+def new_task(context: RequestContext) -> Task:
+    """The SUBMITTED task a new message makes, addressed to the agent its call context names."""
+    call = context.call_context
+    agent = call.state.get(AGENT, "") if call is not None else ""
+    sender = call.state.get(SENDER, "") if call is not None else ""
+    task = Task(id=context.task_id, context_id=context.context_id, status=_status(states.SUBMITTED),
+                history=[context.message] if context.message is not None else [])
+    task.metadata.update({"agent": agent, "from": sender})
+    return task
+
+
+def working(task: Task) -> Task:
+    """A copy of a SUBMITTED ``task`` moved to WORKING (a window of its agent is online)."""
+    moved = Task()
+    moved.CopyFrom(task)
+    moved.status.CopyFrom(_status(states.WORKING))
+    return moved
+
+
 class WindowExecutor(AgentExecutor):
     def __init__(self, is_online: Callable[[str], bool], ttl_seconds: float) -> None:
         self.is_online = is_online
@@ -74,11 +93,8 @@ class WindowExecutor(AgentExecutor):
                 await self._apply(event_queue, task.id, task.context_id, internal)
             return
         if task is None:
-            agent = call.state.get(AGENT, "") if call is not None else ""
-            sender = call.state.get(SENDER, "") if call is not None else ""
-            task = Task(id=context.task_id, context_id=context.context_id, status=_status(states.SUBMITTED),
-                        history=[context.message] if context.message is not None else [])
-            task.metadata.update({"agent": agent, "from": sender})
+            task = new_task(context)
+            agent = task.metadata["agent"]
             await event_queue.enqueue_event(task)
             current = states.SUBMITTED
         else:

@@ -188,8 +188,12 @@ class A2AHub:
         return self._run(go, wait)
 
     def status(self) -> dict:
-        return {"port": self.port, "running": self.engine is not None, "channel": self.channel,
-                "agentsOnline": len(self.registry.agents(online_only=True))}
+        """``waitingWorkers``: tasks a worker waits for in the daemon (their sender is connected:
+        a blocking SendMessage or a stream); other waiting tasks are only in the storage."""
+        engine = self.engine
+        return {"port": self.port, "running": engine is not None, "channel": self.channel,
+                "agentsOnline": len(self.registry.agents(online_only=True)),
+                "waitingWorkers": len(engine.executor.waiters) if engine is not None else 0}
 
 
 def channel_event(row: dict) -> dict:
