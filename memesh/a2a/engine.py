@@ -5,7 +5,10 @@ replying, cancelling, waiting for a task to settle, and expiring unanswered task
 top: every new message names its agent (the ``/agents/<name>/`` URL, or ``tenant``) and
 that agent must exist; a blocking ``SendMessage`` waits at most ``a2a.blocking_timeout``
 — or until the daemon starts draining — and then answers with the task as it stands
-(SUBMITTED or WORKING; ``GetTask`` and ``SubscribeToTask`` follow it from there).
+(SUBMITTED or WORKING; ``GetTask`` and ``SubscribeToTask`` follow it from there). A new
+message whose sender does not wait (``returnImmediately``) makes a *parked* task: saved,
+with no worker (SDK active task, executor coroutine) kept for it; everything that later
+happens to it goes through the storage, as for tasks found after a restart.
 
 :class:`Engine` holds the coroutines the hub runs for windows, the CLI and Python (each
 submitted from another thread with ``run_coroutine_threadsafe``), and turns every saved

@@ -12,10 +12,14 @@ answers within its time to live ends FAILED, with that reason.
 Waiting happens inside ``execute`` so that the SDK's blocking ``SendMessage`` and its
 SSE streams see the whole life of the task. Each waiting task has an ``asyncio.Queue``
 in :attr:`WindowExecutor.waiters`; the hub puts ``("online",)``, ``("reply", text,
-state)`` or ``("expire",)`` into it. When nobody waits (after a daemon restart, or for a
-task parked in INPUT_REQUIRED), the hub sends the same instruction as an internal
-request: a message whose call context carries ``INTERNAL`` — never settable from HTTP,
-since the context is built by our code — and ``execute`` applies it directly.
+state)`` or ``("expire",)`` into it. Only tasks whose sender is connected get here: a
+new task sent without waiting (``returnImmediately``, ``a2a_send``, the CLI, Python) is
+saved by :meth:`memesh.a2a.engine.HubRequestHandler._park` with no worker (a worker with
+the SDK's queues costs ~47 KB; a stored task nothing in memory). When nobody waits (such
+a parked task, a task found after a daemon restart, one parked in INPUT_REQUIRED), the
+hub sends the same instruction as an internal request: a message whose call context
+carries ``INTERNAL`` — never settable from HTTP, since the context is built by our code —
+and ``execute`` applies it directly.
 """
 from __future__ import annotations
 
