@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 
 OUTSIDE = "outside"          # the sender of tasks that came over HTTP
 SETTLE_LIMIT = 10.0          # s a reply waits for its task to be saved in its new state
-IDLE_RELEASE = 10.0          # s the SDK keeps the worker of a task parked in INPUT_REQUIRED with nobody subscribed
 PARKED_PAGE = 100            # parked tasks moved to WORKING per step when their agent comes online
 
 

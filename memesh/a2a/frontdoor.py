@@ -102,7 +102,7 @@ class FrontDoor:
         import uvicorn
 
         from memesh.a2a.app import build_app
-        from memesh.a2a.engine import IDLE_RELEASE, Engine, HubRequestHandler
+        from memesh.a2a.engine import Engine, HubRequestHandler
         from memesh.a2a.executor import WindowExecutor
         from memesh.a2a.security import Guard
         from memesh.a2a.taskstore import HubTaskStore
@@ -116,8 +116,7 @@ class FrontDoor:
 
         handler = HubRequestHandler(executor, store, handler_card(f"http://127.0.0.1:{self.port}/"),
                                     registry=self.hub.registry,
-                                    blocking_timeout=self.settings.seconds("a2a.blocking_timeout"),
-                                    interrupted_task_timeout=IDLE_RELEASE)
+                                    blocking_timeout=self.settings.seconds("a2a.blocking_timeout"))
         self._handler = handler
         engine = Engine(self.hub, store, executor, handler, asyncio.get_running_loop(), ttl,
                         keep_finished=self.settings.seconds("a2a.keep_finished"))
