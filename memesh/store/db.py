@@ -48,6 +48,7 @@ from pathlib import Path
 
 from memesh.a2a.tables import SCHEMA as _SCHEMA_V5_A2A
 from memesh.errors import DiskFull, MemeshError
+from memesh.store.origin import default_origin
 
 logger = logging.getLogger(__name__)
 
@@ -194,6 +195,27 @@ def _rekey_projects_by_remote(conn: sqlite3.Connection) -> None:
             logger.info("memories of %s are now kept under its git remote %s", path, key)
 
 
+def _record_origins(conn: sqlite3.Connection) -> None:
+    """Every entity, observation and memory records who wrote it and when, as on PostgreSQL.
+
+    A SQLite store had one writer, its owner, so rows written before this step are stamped
+    with the (user, host) migrating it: the same facts PostgreSQL holds, and an origin
+    filter is then the same plain column comparison on both backends. Stubs (names only
+    used by relations) keep no origin, as there. An observation's time was not kept
+    before: it takes its entity's creation time, the earliest it can have been written.
+    """
+    for table, columns in (("entities", ("origin_user", "origin_host")),
+                           ("observations", ("created_at", "origin_user", "origin_host")),
+                           ("memories", ("origin_user", "origin_host"))):
+        for column in columns:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {'REAL' if column == 'created_at' else 'TEXT'}")
+    user, host = default_origin()
+    conn.execute("UPDATE entities SET origin_user = ?, origin_host = ? WHERE entity_type IS NOT NULL", (user, host))
+    conn.execute("UPDATE observations SET origin_user = ?, origin_host = ?, created_at = "
+                 "(SELECT created_at FROM entities WHERE id = observations.entity_id)", (user, host))
+    conn.execute("UPDATE memories SET origin_user = ?, origin_host = ?", (user, host))
+
+
 MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (1, _SCHEMA_V1),
     (2, _add_trigram_index),
@@ -201,6 +223,7 @@ MIGRATIONS: list[tuple[int, MigrationStep]] = [
     (4, _SCHEMA_V4_CHANGES),
     (5, _SCHEMA_V5_A2A),
     (6, _rekey_projects_by_remote),
+    (7, _record_origins),
 ]
 
 
@@ -251,9 +274,13 @@ class Database:
     """
 
     def __init__(self, path: str | os.PathLike[str],
-                 migrations: list[tuple[int, MigrationStep]] | None = None) -> None:
+                 migrations: list[tuple[int, MigrationStep]] | None = None, *,
+                 writer: tuple[str, str] | None = None) -> None:
+        """``writer``: the (user, host) this object's writes record (memesh.store.origin);
+        by default this process's login name and host name."""
         self.path = os.fspath(Path(path))
         self.origin = uuid.uuid4().hex   # tags the change events this object's writes record
+        self.writer = writer or default_origin()
         self._migrations = MIGRATIONS if migrations is None else migrations
         self._latest = _check_registry(self._migrations)
         self._local = threading.local()

@@ -89,8 +89,9 @@ from typing import IO, Any
 from memesh.errors import NotFound, ValidationError
 from memesh.store.changes import GRAPH, OnChange, tracked_write
 from memesh.store.db import Database, fold_case, search_index_insert
-from memesh.store.origin import check_origin, default_origin, matches
+from memesh.store.origin import check_origin
 from memesh.store.pages import ENVELOPE as _ENVELOPE
+from memesh.store.rows import GraphRows, add_graph_sqlite, rows_from_parsed
 from memesh.store.pages import MAX_RESULT_CHARS
 from memesh.store.pages import fill_entity as _fill_entity
 from memesh.store.pages import is_graph_position as _is_graph_position
@@ -109,25 +110,31 @@ _IDS = "SELECT value FROM json_each(?)"
 # Ranked word search; "Search order" in the module docstring says what these do.
 RANK_WINDOW = 1000  # bm25 costs ~1 µs a match: the most a ranked part ranks
 _BM25 = "bm25(entity_fts, 10.0, 3.0, 1.0)"  # weights of name, entityType, observations
-_RANKED = f"SELECT rowid FROM entity_fts WHERE entity_fts MATCH ? ORDER BY {_BM25}, rowid LIMIT ?"
+# {only} is where an origin filter goes (_Only), placed for its parameters to follow the
+# first one; it is empty without a filter, leaving these queries as they are.
+_RANKED = f"SELECT rowid FROM entity_fts WHERE entity_fts MATCH ?{{only}} ORDER BY {_BM25}, rowid LIMIT ?"
 # Up to window + 1 matches ranked, each row with how many those are (more than the window:
 # not all matches). The oldest, as FTS5 walks forward fastest; for passes costly to walk.
 _RANKED_COUNTED = (f"SELECT id, count(*) OVER () FROM (SELECT rowid AS id, {_BM25} AS score FROM entity_fts "
-                   f"WHERE entity_fts MATCH ? LIMIT ?) ORDER BY score, id LIMIT ?")
-_MORE_THAN = "SELECT 1 FROM entity_fts WHERE entity_fts MATCH ? LIMIT 1 OFFSET ?"
-_RANKED_NEWEST = (f"SELECT id FROM (SELECT rowid AS id, {_BM25} AS score FROM entity_fts WHERE entity_fts MATCH ? "
-                  f"ORDER BY rowid DESC LIMIT ?) ORDER BY score, id LIMIT ?")
-_OLDER = "SELECT rowid FROM entity_fts WHERE entity_fts MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?"
-_SUBSTRING = "SELECT rowid FROM entity_trigram WHERE text GLOB ? LIMIT ?"
+                   f"WHERE entity_fts MATCH ?{{only}} LIMIT ?) ORDER BY score, id LIMIT ?")
+_MORE_THAN = "SELECT 1 FROM entity_fts WHERE entity_fts MATCH ?{only} LIMIT 1 OFFSET ?"
+_RANKED_NEWEST = (f"SELECT id FROM (SELECT rowid AS id, {_BM25} AS score FROM entity_fts WHERE entity_fts MATCH ?"
+                  f"{{only}} ORDER BY rowid DESC LIMIT ?) ORDER BY score, id LIMIT ?")
+_OLDER = "SELECT rowid FROM entity_fts WHERE entity_fts MATCH ?{only} AND rowid < ? ORDER BY rowid DESC LIMIT ?"
+_SUBSTRING = "SELECT rowid FROM entity_trigram WHERE text GLOB ?{only} LIMIT ?"
 # "+text" keeps the pattern away from the trigram index, which mishandles patterns under
 # three characters that take three bytes or more (SQLite 3.40), and wildcards next to
 # such runs: those queries are checked row by row instead.
-_SUBSTRING_SCAN = "SELECT rowid FROM entity_trigram WHERE +text GLOB ? LIMIT ?"
+_SUBSTRING_SCAN = "SELECT rowid FROM entity_trigram WHERE +text GLOB ?{only} LIMIT ?"
 _GLOB_SPECIAL = re.compile(r"([*?\[\x00])")
 _SCAN = ("SELECT e.id FROM entities e WHERE e.entity_type IS NOT NULL AND ("
          "memesh_contains(e.name, ?) OR memesh_contains(e.entity_type, ?) OR EXISTS ("
-         "SELECT 1 FROM observations o WHERE o.entity_id = e.id AND memesh_contains(o.content, ?)))"
+         "SELECT 1 FROM observations o WHERE o.entity_id = e.id AND memesh_contains(o.content, ?))){only}"
          " ORDER BY e.name LIMIT ?")
+_ALL_BY_NAME = "SELECT e.id FROM entities e WHERE e.entity_type IS NOT NULL{only} ORDER BY e.name LIMIT ?"
+_ORIGIN_COLUMNS = {"user": "origin_user", "host": "origin_host"}
+_ADD_OBSERVATION = ("INSERT OR IGNORE INTO observations(entity_id, content, created_at, origin_user, origin_host) "
+                    "VALUES (?, ?, ?, ?, ?)")
 _NAMED_RELATIONS = ("SELECT r.from_id, r.to_id, f.name, t.name, r.relation_type FROM relations r "
                     "JOIN entities f ON f.id = r.from_id JOIN entities t ON t.id = r.to_id ")
 
@@ -243,35 +250,64 @@ def _relation_dict(source: str, target: str, relation_type: str) -> Json:
 Rows = Iterable[tuple[int, ...]]
 
 
-def _word_pass(conn: Any, phrases: list[str], every: bool, want: int) -> Iterator[Rows]:
+class _Only:
+    """An origin filter (memesh.store.origin) as SQL: what fills ``{only}`` in the search queries.
+
+    It keeps the entities whose recorded creator matches, as on PostgreSQL; without a
+    filter it is empty and the queries run unchanged.
+    """
+
+    def __init__(self, origin: Json | None = None) -> None:
+        checked = check_origin(origin)
+        self.params = tuple(checked.values())
+        self._columns = [_ORIGIN_COLUMNS[key] for key in checked]
+
+    def on(self, table: str) -> str:
+        """The condition on the rows of ``table``: ``entities`` (alias e) or a search index."""
+        if not self._columns:
+            return ""
+        if table == "entities":
+            return "".join(f" AND e.{column} = ?" for column in self._columns)
+        return (f" AND EXISTS (SELECT 1 FROM entities w WHERE w.id = {table}.rowid"
+                + "".join(f" AND w.{column} = ?" for column in self._columns) + ")")
+
+    def sql(self, template: str, table: str) -> str:
+        return template.format(only=self.on(table))
+
+
+_EVERYONE = _Only()
+
+
+def _word_pass(conn: Any, phrases: list[str], every: bool, want: int, only: _Only = _EVERYONE) -> Iterator[Rows]:
     """One word pass in search order, a part at a time; a part's queries run when it is asked for.
 
     ``every``: entities with every phrase, else with any. Each part holds up to ``want`` rows.
     """
     match = (" " if every else " OR ").join(phrases)
-    window = RANK_WINDOW
+    window, p = RANK_WINDOW, only.params
     if every and len(phrases) > 1:  # few matches, usually, but costly to walk: rank and count at once
-        rows = conn.execute(_RANKED_COUNTED, (match, window + 1, want)).fetchall()
+        rows = conn.execute(only.sql(_RANKED_COUNTED, "entity_fts"), (match, *p, window + 1, want)).fetchall()
         if not rows or rows[0][1] <= window:
             yield rows
             return
-    elif conn.execute(_MORE_THAN, (match, window)).fetchone() is None:
-        yield conn.execute(_RANKED, (match, want)).fetchall()
+    elif conn.execute(only.sql(_MORE_THAN, "entity_fts"), (match, *p, window)).fetchone() is None:
+        yield conn.execute(only.sql(_RANKED, "entity_fts"), (match, *p, want)).fetchall()
         return
     in_name = "{name}: (" + " OR ".join(phrases) + ")"
     if every and len(phrases) > 1:  # and every phrase anywhere; NOT's right side adds nothing to bm25
         in_name = f"{in_name} NOT ({in_name} NOT ({match}))"
-    yield from _windowed(conn, in_name, window, want)
-    yield from _windowed(conn, match, window, want)
+    yield from _windowed(conn, in_name, window, want, only)
+    yield from _windowed(conn, match, window, want, only)
 
 
-def _windowed(conn: Any, match: str, window: int, want: int) -> Iterator[Rows]:
+def _windowed(conn: Any, match: str, window: int, want: int, only: _Only = _EVERYONE) -> Iterator[Rows]:
     """The newest ``window`` matches by bm25, then the older ones, newest first."""
-    rows = conn.execute(_RANKED_NEWEST, (match, window, want)).fetchall()
+    rows = conn.execute(only.sql(_RANKED_NEWEST, "entity_fts"), (match, *only.params, window, want)).fetchall()
     yield rows
     # Asked for more only if the window ran out; it held all matches unless it was full.
     if len(rows) == window:
-        yield conn.execute(_OLDER, (match, min(row[0] for row in rows), want)).fetchall()
+        yield conn.execute(only.sql(_OLDER, "entity_fts"),
+                           (match, *only.params, min(row[0] for row in rows), want)).fetchall()
 
 
 def _contains(haystack: str | None, needle: str) -> bool:
@@ -446,21 +482,21 @@ class KnowledgeGraph:
         """Create entities whose names are new; return those created."""
         batch = [_entity(e, f"entities[{i}]") for i, e in enumerate(_list(entities, "entities"))]
         created, touched, now = [], [], time.time()
+        user, host = self._db.writer
         with self._write() as conn:
             for name, entity_type, observations in batch:
                 row = conn.execute("SELECT id, entity_type FROM entities WHERE name = ?", (name,)).fetchone()
                 if row is None:
                     entity_id = conn.execute(
-                        "INSERT INTO entities(name, entity_type, created_at, updated_at) "
-                        "VALUES (?, ?, ?, ?)", (name, entity_type, now, now)).lastrowid
+                        "INSERT INTO entities(name, entity_type, created_at, updated_at, origin_user, origin_host) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (name, entity_type, now, now, user, host)).lastrowid
                 elif row[1] is None:  # a stub named by relations becomes a real entity
                     entity_id = row[0]
-                    conn.execute("UPDATE entities SET entity_type = ?, created_at = ?, updated_at = ? "
-                                 "WHERE id = ?", (entity_type, now, now, entity_id))
+                    conn.execute("UPDATE entities SET entity_type = ?, created_at = ?, updated_at = ?, origin_user = ?, "
+                                 "origin_host = ? WHERE id = ?", (entity_type, now, now, user, host, entity_id))
                 else:
                     continue
-                conn.executemany("INSERT OR IGNORE INTO observations(entity_id, content) VALUES (?, ?)",
-                                 [(entity_id, text) for text in observations])
+                conn.executemany(_ADD_OBSERVATION, [(entity_id, text, now, user, host) for text in observations])
                 touched.append(entity_id)
                 created.append(_entity_dict(name, entity_type, observations))
             self._reindex(conn, touched)
@@ -484,6 +520,7 @@ class KnowledgeGraph:
         """Add observations to existing entities; all or nothing (NotFound names the entity)."""
         items = _named_texts(observations, "observations", "contents")
         results, now = [], time.time()
+        user, host = self._db.writer
         with self._write() as conn:
             ids = self._ids(conn, {name for name, _ in items}, make_stubs=False)
             for i, (name, _) in enumerate(items):
@@ -492,8 +529,7 @@ class KnowledgeGraph:
                                    f"create it with create_entities first (nothing was added)")
             for name, contents in items:
                 added = [text for text in dict.fromkeys(contents) if conn.execute(
-                    "INSERT OR IGNORE INTO observations(entity_id, content) VALUES (?, ?)",
-                    (ids[name], text)).rowcount]
+                    _ADD_OBSERVATION, (ids[name], text, now, user, host)).rowcount]
                 results.append({"entityName": name, "addedObservations": added})
             conn.executemany("UPDATE entities SET updated_at = ? WHERE id = ?",
                              [(now, ids[name]) for name, _ in items])
@@ -604,18 +640,15 @@ class KnowledgeGraph:
                      origin: Json | None = None) -> Json:
         """Entities matching ``query``, best first, with the relations touching them.
 
-        ``origin`` ({"user"?, "host"?}): only what that user/host wrote; everything in a
-        SQLite store counts as written by this process's user and host (memesh.store.origin).
+        ``origin`` ({"user"?: str, "host"?: str}) keeps only entities created by that user/host.
         """
         query = _text(query, "query")
         limit = _limit(limit, DEFAULT_SEARCH_LIMIT)
-        wanted_origin = check_origin(origin)
-        scope = _fingerprint(query if not wanted_origin else query + json.dumps(list(wanted_origin.values())))
+        only = _Only(origin)
+        scope = _fingerprint(query if not only.params else query + json.dumps(list(only.params)))
         offset, skip = _offset(_decode_cursor(cursor, "search", scope, _is_offset) or 0)
-        if not matches(wanted_origin, default_origin()):
-            return {"entities": [], "relations": []}
         with self._db.read() as conn:
-            ids = self._ranked_ids(conn, query, offset + limit + 1)[offset:]
+            ids = self._ranked_ids(conn, query, offset + limit + 1, only)[offset:]
             return self._page(conn, ids, limit, skip,
                               lambda n, done: _encode_cursor("search", scope, _position(offset + n, done)))
 
@@ -631,23 +664,22 @@ class KnowledgeGraph:
             return self._page(conn, ids, limit, skip,
                               lambda n, done: _encode_cursor("open", scope, _position(offset + n, done)))
 
-    def _ranked_ids(self, conn: Any, query: str, want: int) -> list[int]:
+    def _ranked_ids(self, conn: Any, query: str, want: int, only: _Only = _EVERYONE) -> list[int]:
         """The first ``want`` entity ids in the search order for ``query``.
 
         The order is fixed for a given graph (see "Search order" in the module docstring),
         so a larger ``want`` only appends ids: pages continue each other.
         """
         if not query.strip():
-            return [row[0] for row in conn.execute(
-                "SELECT id FROM entities WHERE entity_type IS NOT NULL ORDER BY name LIMIT ?", (want,))]
+            return [row[0] for row in conn.execute(only.sql(_ALL_BY_NAME, "entities"), (*only.params, want))]
         ranked: dict[int, None] = {}
         # Each word becomes a quoted FTS string, so no user input is FTS syntax.
         words: dict[str, str] = {}
         for word in _WORD.findall(query):
             words.setdefault(word.lower(), word)  # FTS5 folds case: a repeat adds nothing
         phrases = [f'"{word}"' for word in words.values()]
-        passes = [_word_pass(conn, phrases, every, want) for every in (True, False)[:len(phrases)]]
-        parts = itertools.chain(*passes, self._substring_pass(conn, query, want))
+        passes = [_word_pass(conn, phrases, every, want, only) for every in (True, False)[:len(phrases)]]
+        parts = itertools.chain(*passes, self._substring_pass(conn, query, want, only))
         # Each part gives up to ``want`` rows, at most len(ranked) of them seen already: one
         # part that holds ``want`` rows fills the list, and the parts after it never run.
         while len(ranked) < want:
@@ -658,15 +690,15 @@ class KnowledgeGraph:
                 ranked.setdefault(row[0])
         return list(ranked)[:want]
 
-    def _substring_pass(self, conn: Any, query: str, want: int) -> Iterator[Rows]:
+    def _substring_pass(self, conn: Any, query: str, want: int, only: _Only = _EVERYONE) -> Iterator[Rows]:
         if "entity_trigram" in self._fts_tables:  # GLOB is case-sensitive: both sides folded
             folded = fold_case(query)
             indexable = len(folded) >= 3 and not _GLOB_SPECIAL.search(folded)
-            yield conn.execute(_SUBSTRING if indexable else _SUBSTRING_SCAN,
-                               ("*" + _GLOB_SPECIAL.sub(r"[\1]", folded) + "*", want))
+            yield conn.execute(only.sql(_SUBSTRING if indexable else _SUBSTRING_SCAN, "entity_trigram"),
+                               ("*" + _GLOB_SPECIAL.sub(r"[\1]", folded) + "*", *only.params, want))
         else:  # no trigram tokenizer in this SQLite: the reference's scan
             conn.create_function("memesh_contains", 2, _contains, deterministic=True)
-            yield conn.execute(_SCAN, (query, query, query, want))
+            yield conn.execute(only.sql(_SCAN, "entities"), (query, query, query, *only.params, want))
 
     def _entities(self, conn: Any, ids: list[int]) -> list[tuple[int, Json]]:
         """Entities by id, in the order given, with their observations in insertion order."""
@@ -725,23 +757,12 @@ class KnowledgeGraph:
 
     def _import(self, entities: dict[str, tuple[str, list[str]]],
                 relations: dict[tuple[str, str, str], None]) -> dict[str, int]:
-        now = time.time()
+        return self.add_rows(rows_from_parsed(entities, relations, time.time(), self._db.writer))
+
+    def add_rows(self, rows: GraphRows) -> dict[str, int]:
+        """Add rows that say who wrote what and when (memesh.store.rows), all or nothing; counts added.
+
+        Inside a write transaction of the same database it joins that transaction.
+        """
         with self._write() as conn:
-            stubs = dict(conn.execute("SELECT name, entity_type IS NULL FROM entities"))
-            fresh = [name for name in entities if stubs.get(name, 1)]
-            conn.executemany("INSERT INTO entities(name, entity_type, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                             [(n, entities[n][0], now, now) for n in fresh if n not in stubs])
-            conn.executemany("UPDATE entities SET entity_type = ?, created_at = ?, updated_at = ? WHERE name = ?",
-                             [(entities[n][0], now, now, n) for n in fresh if n in stubs])
-            missing = {name for rel in relations for name in rel[:2]} - stubs.keys() - set(fresh)
-            conn.executemany("INSERT INTO entities(name, entity_type, created_at, updated_at) "
-                             "VALUES (?, NULL, ?, ?)", [(n, now, now) for n in missing])
-            ids = dict(conn.execute("SELECT name, id FROM entities"))
-            conn.executemany("INSERT OR IGNORE INTO observations(entity_id, content) VALUES (?, ?)",
-                             ((ids[n], text) for n in fresh for text in entities[n][1]))
-            before = conn.total_changes
-            conn.executemany("INSERT OR IGNORE INTO relations(from_id, to_id, relation_type) VALUES (?, ?, ?)",
-                             ((ids[f], ids[t], rt) for f, t, rt in relations))
-            created_relations = conn.total_changes - before
-            self._reindex(conn, [ids[n] for n in fresh], fresh=True)
-        return {"entities": len(fresh), "relations": created_relations}
+            return add_graph_sqlite(conn, rows, self._fts_tables)

@@ -46,6 +46,7 @@ import binascii
 import datetime
 import hashlib
 import json
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -55,10 +56,12 @@ from memesh.errors import ValidationError
 from memesh.store.changes import MEMORY, OnChange, tracked_write
 from memesh.store.db import Database
 from memesh.store.graph import MAX_RESULT_CHARS
-from memesh.store.origin import check_origin, default_origin, matches
+from memesh.store.origin import check_origin, log_foreign_deletions
 from memesh.store.project import is_remote_key, normalise_path, project_for
 
 __all__ = ["MemoryStore", "project_for"]
+
+logger = logging.getLogger(__name__)
 
 MAX_CONTENT_CHARS = 8000   # a memory is a note, not a document; 8,000 also fits a page
 MAX_LABEL_CHARS = 64       # tags and kinds
@@ -234,11 +237,12 @@ def _decode_offset(cursor: object, scope: str) -> int:
 
 
 class _Filters:
-    """The SQL condition (on alias ``m``) for a tags/kind filter, and its parameters."""
+    """The SQL condition (on alias ``m``) for tags/kind/origin filters, and its parameters."""
 
-    def __init__(self, tags: object, kind: object) -> None:
+    def __init__(self, tags: object, kind: object, origin: object = None) -> None:
         self.tags = _tags(tags)
         self.kind = None if kind is None else _label(kind, "kind")
+        self.origin = check_origin(origin)
         self.sql, self.params = "", []
         if self.kind is not None:
             self.sql += " AND m.kind = ?"
@@ -247,6 +251,10 @@ class _Filters:
             self.sql += (f" AND m.id IN (SELECT memory_id FROM memory_tags WHERE tag IN ({_IDS}) "
                          f"GROUP BY memory_id HAVING count(*) = ?)")
             self.params += [json.dumps(self.tags), len(self.tags)]
+        for key, column in (("user", "origin_user"), ("host", "origin_host")):
+            if key in self.origin:
+                self.sql += f" AND m.{column} = ?"
+                self.params.append(self.origin[key])
 
 
 class MemoryStore:
@@ -272,6 +280,7 @@ class MemoryStore:
         """Store a memory, or refresh the identical one; the memory plus ``"created"``."""
         text, new_tags, label, weight, scope, digest = new_memory(content, tags, kind, importance, project)
         now = self._clock()
+        user, host = self._db.writer
         with tracked_write(self._db, self._on_change, MEMORY) as (conn, pending):
             pending.projects.add(scope)
             row = conn.execute("SELECT id, importance FROM memories WHERE project = ? AND content_hash = ?",
@@ -279,8 +288,8 @@ class MemoryStore:
             if row is None:
                 memory_id = conn.execute(
                     "INSERT INTO memories(project, content, content_hash, kind, importance, created_at, "
-                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (scope, text, digest, label, weight, now, now)).lastrowid
+                    "updated_at, origin_user, origin_host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (scope, text, digest, label, weight, now, now, user, host)).lastrowid
             else:
                 memory_id, old = row
                 kept = old if weight is None else weight if old is None else max(old, weight)
@@ -296,13 +305,20 @@ class MemoryStore:
         return {**memory, "created": row is None}
 
     def forget(self, ids: Sequence[int]) -> dict[str, int]:
-        """Delete the memories with these ids (unknown ids are ignored); ``{"deleted": n}``."""
+        """Delete the memories with these ids (unknown ids are ignored); ``{"deleted": n}``.
+
+        Forgetting a memory someone else wrote (another user or host, say after a copy
+        from a team's database) is allowed, and logged as a warning naming both.
+        """
         wanted = json.dumps(_ids(ids))
+        user, host = self._db.writer
         with tracked_write(self._db, self._on_change, MEMORY) as (conn, pending):
-            pending.projects.update(row[0] for row in conn.execute(
-                f"SELECT DISTINCT project FROM memories WHERE id IN ({_IDS})", (wanted,)))
+            rows = conn.execute(f"SELECT id, origin_user, origin_host, project FROM memories WHERE id IN ({_IDS})",
+                                (wanted,)).fetchall()
+            pending.projects.update(row[3] for row in rows)
             deleted = conn.execute(f"DELETE FROM memories WHERE id IN ({_IDS})", (wanted,)).rowcount
             conn.execute(f"DELETE FROM memory_fts WHERE rowid IN ({_IDS})", (wanted,))
+        log_foreign_deletions(logger, (user, host), rows)
         return {"deleted": max(deleted, 0)}
 
     # -- reads ------------------------------------------------------------------------
@@ -318,13 +334,11 @@ class MemoryStore:
         """
         text = _text(query, "query", MAX_QUERY_CHARS)
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
-        filters, wanted = _Filters(tags, kind), _limit(limit, DEFAULT_RECALL_LIMIT, MAX_RECALL_LIMIT)
-        fingerprint = "recall:" + hashlib.sha256(json.dumps(
-            [text, scope, everywhere, filters.tags, filters.kind, wanted]).encode("utf-8")).hexdigest()[:16]
+        filters, wanted = _Filters(tags, kind, origin), _limit(limit, DEFAULT_RECALL_LIMIT, MAX_RECALL_LIMIT)
+        key = [text, scope, everywhere, filters.tags, filters.kind, wanted] + ([filters.origin] if filters.origin else [])
+        fingerprint = "recall:" + hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
         offset = _decode_offset(cursor, fingerprint)
         scores: dict[int, float] = {}
-        if not matches(check_origin(origin), default_origin()):  # all of a SQLite store is this user's
-            return {"memories": [], "project": scope, "allProjects": everywhere}
         with self._db.read() as conn:
             if not text.strip():
                 ranked = self._newest(conn, scope, everywhere, filters, wanted)[offset:]
@@ -348,11 +362,9 @@ class MemoryStore:
              origin: dict | None = None) -> Json:
         """One page of memories, newest first: ``{"memories": [...], "nextCursor"?: str}``."""
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
-        filters, wanted = _Filters(tags, kind), _limit(limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
-        if not matches(check_origin(origin), default_origin()):  # all of a SQLite store is this user's
-            return {"memories": []}
-        fingerprint = hashlib.sha256(json.dumps(
-            [scope, everywhere, filters.tags, filters.kind]).encode("utf-8")).hexdigest()[:16]
+        filters, wanted = _Filters(tags, kind, origin), _limit(limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
+        key = [scope, everywhere, filters.tags, filters.kind] + ([filters.origin] if filters.origin else [])
+        fingerprint = hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
         after = _decode_cursor(cursor, fingerprint)
         where, params = "1" if everywhere else "m.project = ?", [] if everywhere else [scope]
         if after is not None:

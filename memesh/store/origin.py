@@ -1,16 +1,19 @@
 """Who wrote what: the origin (user, host) recorded with every write, and origin filters.
 
-PostgreSQL storage is shared by many people and machines, so each entity, observation and
-memory there records the login name and host name of the daemon that wrote it, and
-``search_nodes``, ``recall`` and ``list_memories`` accept ``origin: {"user"?, "host"?}``
-to keep only what one user or one machine wrote. A SQLite store belongs to one user on
-one machine: everything in it counts as written by this process's (user, host), so a
-filter naming them keeps everything and any other filter keeps nothing.
+Every entity, observation and memory records the login name and host name of the
+process that wrote it, and when, on both backends: a team's PostgreSQL is written by many
+people and machines, and a SQLite store may hold what others wrote once it was copied
+from one (``memesh storage copy``). ``search_nodes``, ``recall`` and ``list_memories``
+accept ``origin: {"user"?, "host"?}`` to keep only what one user or one machine wrote
+(for ``search_nodes``: the entities they created). Forgetting a memory someone else
+wrote is allowed and logged.
 """
 from __future__ import annotations
 
 import getpass
 import socket
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from memesh.errors import ValidationError
@@ -48,6 +51,16 @@ def check_origin(value: Any) -> dict[str, str]:
     return checked
 
 
-def matches(origin_filter: dict[str, str], origin: tuple[str, str]) -> bool:
-    """Whether something written by ``origin`` passes ``origin_filter`` (from :func:`check_origin`)."""
-    return all(origin_filter[key] == value for key, value in zip(KEYS, origin) if key in origin_filter)
+def foreign_deletions(me: tuple[str, str], rows: Iterable[tuple[int, str | None, str | None, str]]
+                      ) -> list[tuple[int, str, str]]:
+    """``(id, user, host)`` of the deleted memories ``rows`` (id, origin_user, origin_host, project)
+    that someone other than ``me`` wrote; memories without a recorded origin are not counted."""
+    return [(memory_id, user, host) for memory_id, user, host, _ in rows
+            if user is not None and (user, host) != tuple(me)]
+
+
+def log_foreign_deletions(log: logging.Logger, me: tuple[str, str],
+                          rows: Iterable[tuple[int, str | None, str | None, str]]) -> None:
+    """Warn, naming both, for each deleted memory of ``rows`` that someone other than ``me`` wrote."""
+    for memory_id, user, host in foreign_deletions(me, rows):
+        log.warning("%s@%s forgot memory %d written by %s@%s", me[0], me[1], memory_id, user, host)

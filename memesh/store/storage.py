@@ -81,9 +81,10 @@ def open_storage(url: str | StorageUrl, default_path: str | os.PathLike[str], *,
                  origin: tuple[str, str] | None = None, on_change: Any = None, hub: str = "") -> Storage:
     """Open the graph, memories and A2A tables at ``url`` (``sqlite:`` means ``default_path``).
 
-    ``on_change`` is the stores' hook, called after each committed write (memesh.store.changes).
-    ``hub`` scopes the A2A rows on PostgreSQL (default: :func:`hub_identity` of the
-    directory holding ``default_path``, the home).
+    ``origin`` (user, host): whom the writes record (memesh.store.origin); by default this
+    process's login name and host name. ``on_change`` is the stores' hook, called after
+    each committed write (memesh.store.changes). ``hub`` scopes the A2A rows on PostgreSQL
+    (default: :func:`hub_identity` of the directory holding ``default_path``, the home).
     """
     storage = url if isinstance(url, StorageUrl) else parse_storage_url(url)
     description = describe(storage, os.fspath(default_path))
@@ -107,7 +108,7 @@ def open_storage(url: str | StorageUrl, default_path: str | os.PathLike[str], *,
     from memesh.store.graph import KnowledgeGraph
     from memesh.store.memory import MemoryStore
 
-    db = Database(storage.path or default_path)
+    db = Database(storage.path or default_path, writer=origin)
     return Storage(KnowledgeGraph(db, on_change=on_change), MemoryStore(db, on_change=on_change), db,
                    description, "sqlite", SqliteA2AStore(db))
 

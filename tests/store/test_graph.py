@@ -265,7 +265,9 @@ def test_search_treats_glob_and_like_characters_literally(graph):
 
 
 def test_substring_search_still_works_without_the_trigram_index(tmp_path):
-    database = Database(tmp_path / "old.db", migrations=MIGRATIONS[:1])
+    # Every migration but the one that adds the trigram index (SQLite builds before 3.34 lack it).
+    database = Database(tmp_path / "old.db",
+                        migrations=[(version, (lambda conn: None) if version == 2 else step) for version, step in MIGRATIONS])
     graph = KnowledgeGraph(database)
     graph.create_entities([ent("Python", observations=["ÉCOLE"]), ent("Rust")])
     assert names(graph.search_nodes("ython")) == ["Python"]

@@ -107,8 +107,11 @@ def test_origin_is_preferred_and_a_linked_worktree_reads_the_main_config(clones,
 def test_memories_of_an_older_store_move_to_their_repository_remote_key(clones, tmp_path):
     first, _ = clones
     old = Database(tmp_path / "old.db", migrations=MIGRATIONS[:5])
-    MemoryStore(old).remember("kept across the upgrade", project=str(first))
-    MemoryStore(old).remember("not in a repository", project=str(tmp_path))
+    with old.write() as conn:  # rows as memesh of schema version 5 wrote them
+        for text, project in (("kept across the upgrade", str(first)), ("not in a repository", str(tmp_path))):
+            memory_id = conn.execute("INSERT INTO memories(project, content, content_hash, kind, created_at, updated_at) "
+                                     "VALUES (?, ?, ?, 'note', 1.0, 1.0)", (project, text, text)).lastrowid
+            conn.execute("INSERT INTO memory_fts(rowid, content) VALUES (?, ?)", (memory_id, text))
     old.close()
     upgraded = Database(tmp_path / "old.db")
     try:

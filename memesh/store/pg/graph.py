@@ -56,11 +56,12 @@ from memesh.store.graph import (
 from memesh.store.origin import check_origin
 from memesh.store.changes import GRAPH, Change, OnChange
 from memesh.store.pg.db import Deferred, PgDatabase
+from memesh.store.pg.rows import add_graph_pg
+from memesh.store.rows import GraphRows, rows_from_parsed
 from memesh.store.pg.text import document, like_pattern, query_words
 
 Json = dict[str, Any]
 Changed = Callable[[Change], None]
-ANALYZE_AFTER = 5000  # rows added by one import past which statistics and search indexes are settled
 
 _WEIGHTS = "'{0.0, 0.1, 0.3, 1.0}'"  # D (unused), C observations, B entityType, A name
 _NORMALISE = 1  # divide by 1 + log(document length): longer documents rank lower, as with bm25
@@ -504,62 +505,16 @@ class PgKnowledgeGraph:
 
     def import_in(self, cur: Any, entities: dict[str, tuple[str, list[str]]],
                   relations: dict[tuple[str, str, str], None], changed: Changed) -> dict[str, int]:
-        """:meth:`import_graph` inside the caller's transaction (``storage copy`` adds memories to it)."""
-        user, host = self._db.origin
-        now = time.time()
-        existing = dict(cur.execute("SELECT name, entity_type IS NULL FROM entities WHERE name = ANY(%s)",
-                                    (list(entities),)).fetchall())
-        fresh = [name for name in entities if existing.get(name, True)]
-        with cur.copy("COPY entities(name, entity_type, created_at, updated_at, origin_user, origin_host) "
-                      "FROM STDIN") as copy:
-            for name in fresh:
-                if name not in existing:
-                    copy.write_row((name, entities[name][0], now, now, user, host))
-        cur.executemany("UPDATE entities SET entity_type = %s, created_at = %s, updated_at = %s, origin_user = %s, "
-                        "origin_host = %s WHERE name = %s",
-                        [(entities[n][0], now, now, user, host, n) for n in fresh if n in existing])
-        endpoints = sorted({name for rel in relations for name in rel[:2]} - set(fresh) - existing.keys())
-        if endpoints:
-            cur.execute("INSERT INTO entities(name, entity_type, created_at, updated_at) SELECT n, NULL, %s, %s "
-                        "FROM unnest(%s::text[]) AS n ON CONFLICT (name) DO NOTHING", (now, now, endpoints))
-        names = list({*fresh, *(n for rel in relations for n in rel[:2])})
-        ids = dict(cur.execute("SELECT name, id FROM entities WHERE name = ANY(%s)", (names,)).fetchall())
-        with cur.copy("COPY observations(entity_id, content, created_at, origin_user, origin_host) FROM STDIN") as copy:
-            for name in fresh:
-                for text in entities[name][1]:
-                    copy.write_row((ids[name], text, now, user, host))
-        cur.execute("CREATE TEMP TABLE memesh_import_relations (from_id bigint, to_id bigint, relation_type text) "
-                    "ON COMMIT DROP")
-        with cur.copy("COPY memesh_import_relations FROM STDIN") as copy:
-            for source, target, relation_type in relations:
-                copy.write_row((ids[source], ids[target], relation_type))
-        created = len(cur.execute("INSERT INTO relations(from_id, to_id, relation_type) SELECT from_id, to_id, "
-                                  "relation_type FROM memesh_import_relations ON CONFLICT DO NOTHING "
-                                  "RETURNING id").fetchall())
-        self._reindex_all(cur, [ids[n] for n in fresh])
-        if len(fresh) + created > ANALYZE_AFTER:  # fresh planner statistics, or the next searches plan badly
-            _merge_pending_entries(cur)
-            cur.execute("ANALYZE entities, observations, relations")
-        if fresh or created:
+        """:meth:`import_graph` inside the caller's transaction: written by this daemon's origin, now."""
+        return self.add_rows_in(cur, rows_from_parsed(entities, relations, time.time(), self._db.origin), changed)
+
+    def add_rows_in(self, cur: Any, rows: GraphRows, changed: Changed) -> dict[str, int]:
+        """Add rows that say who wrote what and when (memesh.store.rows) inside the caller's
+        transaction (``storage copy`` adds memories to it); counts added."""
+        added = add_graph_pg(cur, rows)
+        if added["entities"] or added["relations"]:
             changed(Change(GRAPH))
-        return {"entities": len(fresh), "relations": created}
-
-    def _reindex_all(self, cur: Any, ids: list[int], batch: int = 5000) -> None:
-        for start in range(0, len(ids), batch):
-            self._reindex(cur, ids[start:start + batch])
-
-
-def _merge_pending_entries(cur: Any) -> None:
-    """Move what the import added to the search indexes' pending lists into the indexes proper.
-
-    A GIN index collects new entries in a pending list (fastupdate), merged at the next
-    vacuum; until then every search reads the whole list, and the planner, pricing the
-    index by it, may scan the table instead (seen at 10k entities: 15 ms a substring
-    search instead of 2). Only the indexes this role owns: merging needs ownership.
-    """
-    cur.execute("SELECT gin_clean_pending_list(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "JOIN pg_am a ON a.oid = c.relam WHERE i.indrelid = 'entities'::regclass AND a.amname = 'gin' "
-                "AND pg_has_role(c.relowner, 'USAGE')")
+        return added
 
 
 def _origin_filter(origin: Json | None) -> tuple[str, list[str]]:

@@ -40,7 +40,7 @@ from memesh.store.memory import (
     score,
 )
 from memesh.store.changes import MEMORY, Change, OnChange
-from memesh.store.origin import check_origin
+from memesh.store.origin import check_origin, log_foreign_deletions
 from memesh.store.pg.db import PgDatabase
 from memesh.store.pg.text import document, query_words
 
@@ -125,17 +125,16 @@ class PgMemoryStore:
         wanted = _ids(ids)
         user, host = self._db.origin
 
-        def work(cur: Any, changed: Callable[[Change], None]) -> dict[str, int]:
+        def work(cur: Any, changed: Callable[[Change], None]) -> list[tuple]:
             rows = cur.execute("DELETE FROM memories WHERE id = ANY(%s) RETURNING id, origin_user, origin_host, project",
                                (wanted,)).fetchall()
-            for memory_id, owner, owner_host, project in rows:
-                if (owner, owner_host) != (user, host) and owner is not None:
-                    logger.warning("%s@%s forgot memory %d written by %s@%s", user, host, memory_id, owner, owner_host)
             for project in sorted({row[3] for row in rows}):
                 changed(Change(MEMORY, project))
-            return {"deleted": len(rows)}
+            return rows
 
-        return self._db.tracked_write(work, self._on_change)
+        rows = self._db.tracked_write(work, self._on_change)
+        log_foreign_deletions(logger, (user, host), rows)  # once committed (a retried attempt logs nothing)
+        return {"deleted": len(rows)}
 
     # -- reads ------------------------------------------------------------------------
     def recall(self, query: str = "", *, project: str = "", all_projects: bool = False,
