@@ -8,7 +8,7 @@ import time
 import pytest
 
 from memesh.errors import ValidationError
-from memesh.store.copy import copy_storage
+from memesh.store.copy import copy_storage, read_rows
 from memesh.store.storage import open_storage
 
 # The acceptance size is 100,000 entities (bench/bench_storage.py copies that many);
@@ -68,6 +68,35 @@ def test_a_sqlite_store_copied_into_postgresql_and_back_exports_identically(stor
         assert store.memory.stats()["memories"] == 2
         assert [e["name"] for e in store.graph.search_nodes("fact 17")["entities"]][:1] == ["e000017"]
     print(f"copied {ROUND_TRIP_ENTITIES} entities into PostgreSQL in {into_pg:.1f}s")
+
+
+def test_a_copy_there_and_back_keeps_who_wrote_what_and_when(tmp_path, pg_url):
+    path = tmp_path / "original.db"
+    alice = open_storage(f"sqlite:{path}", path, origin=("alice", "laptop"))
+    bob = open_storage(f"sqlite:{path}", path, origin=("bob", "devbox"))
+    team = open_storage(pg_url, tmp_path / "x.db", origin=("carol", "ci"))
+    back = open_storage(f"sqlite:{tmp_path}/back.db", tmp_path / "x.db", origin=("dave", "box"))
+    try:
+        alice.graph.create_entities([{"name": "Deploy", "entityType": "howto", "observations": ["run make ship"]}])
+        bob.graph.add_observations([{"entityName": "Deploy", "contents": ["ship needs the VPN"]}])
+        bob.graph.create_entities([{"name": "VPN", "entityType": "howto", "observations": []}])
+        bob.graph.create_relations([{"from": "Deploy", "to": "VPN", "relationType": "needs"},
+                                    {"from": "VPN", "to": "Later", "relationType": "waits for"}])
+        alice.memory.remember("the VPN config lives in the wiki", tags=["vpn"], project="github.com/acme/ops")
+        bob.memory.remember("the VPN needs a token", importance=0.9, project="github.com/acme/ops")
+        original = read_rows(alice)
+        assert {row[3:] for row in original[0].observations} == {("alice", "laptop"), ("bob", "devbox")}
+        copy_storage(alice, team)
+        copy_storage(team, back)
+        assert read_rows(team) == original and read_rows(back) == original  # origins, times, tags, all of it
+        for store in (team, back):
+            assert [e["name"] for e in store.graph.search_nodes("ship", origin={"user": "alice"})["entities"]] == [
+                "Deploy"]
+            found = store.memory.recall("vpn", project="github.com/acme/ops", origin={"host": "devbox"})["memories"]
+            assert [m["content"] for m in found] == ["the VPN needs a token"]
+    finally:
+        for storage in (alice, bob, team, back):
+            storage.close()
 
 
 def test_copying_twice_adds_nothing_the_second_time(stores, tmp_path, pg_url):
