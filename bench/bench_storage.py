@@ -2,9 +2,10 @@
 
 For each size (10k and 100k entities) both backends are filled with the same generated
 graph (SQLite by JSONL import; PostgreSQL by ``memesh storage copy`` of that SQLite
-store, which is also the copy figure at 100k), then p50/p99 of search_nodes (a word
-query, two words, a substring), open_nodes and add_observations are measured on each,
-called in-process through the store API (no MCP, no daemon socket).
+store, which is also the copy figure; the copy back into a new SQLite file is timed
+too), then p50/p99 of search_nodes (a word query, two words, a substring), open_nodes
+and add_observations are measured on each, called in-process through the store API (no
+MCP, no daemon socket).
 
 Before the timings the PostgreSQL tables are vacuumed and analysed, as autovacuum does
 within a minute of a bulk load: the figures are those of a settled database, not of the
@@ -112,6 +113,12 @@ def main() -> None:
                 copy_storage(lite, team)
                 copies.append(f"copy {size:,} entities (+{size:,} relations) SQLite -> PostgreSQL: "
                               f"{time.perf_counter() - started:.1f} s")
+                back = open_storage(f"sqlite:{tmp}/back.db", Path(tmp) / "x.db")
+                started = time.perf_counter()
+                copy_storage(team, back)
+                copies.append(f"copy {size:,} entities (+{size:,} relations) PostgreSQL -> SQLite: "
+                              f"{time.perf_counter() - started:.1f} s")
+                back.close()
                 settle(url)
                 results = {name: measure(store, names, words, calls, random.Random(1))
                            for name, store in (("sqlite", lite), ("postgresql", team))}

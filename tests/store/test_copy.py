@@ -59,15 +59,19 @@ def test_a_sqlite_store_copied_into_postgresql_and_back_exports_identically(stor
     assert added == {"entities": ROUND_TRIP_ENTITIES, "relations": len(range(0, ROUND_TRIP_ENTITIES, 3)) + 1,
                      "memories": 2}
     back = stores(f"sqlite:{tmp_path}/back.db")
+    started = time.monotonic()
     copy_storage(team, back)
+    out_of_pg = time.monotonic() - started
     assert export(back) == export(team) == export(original)
+    # Row for row, with who wrote each and when, memories and their tags too.
+    assert read_rows(back) == read_rows(team) == read_rows(original)
     for store in (team, back):
         found = store.memory.recall("thursdays", project="github.com/acme/widgets")["memories"]
         assert [(m["content"], m["tags"], m["importance"]) for m in found] == [
             ("deploys go out on Thursdays", ["ops", "release"], 0.8)]
         assert store.memory.stats()["memories"] == 2
         assert [e["name"] for e in store.graph.search_nodes("fact 17")["entities"]][:1] == ["e000017"]
-    print(f"copied {ROUND_TRIP_ENTITIES} entities into PostgreSQL in {into_pg:.1f}s")
+    print(f"copied {ROUND_TRIP_ENTITIES} entities into PostgreSQL in {into_pg:.1f}s, back in {out_of_pg:.1f}s")
 
 
 def test_a_copy_there_and_back_keeps_who_wrote_what_and_when(tmp_path, pg_url):
