@@ -100,11 +100,11 @@ _LIMIT = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
 _CURSOR = {"type": "string", "maxLength": 4096, "description": "nextCursor from the previous page of the same call"}
 
 
-# Who wrote it (memesh.store.origin): on a team's shared storage, only what one person or machine wrote.
+# Who wrote it (memesh.store.origin): only what one person or machine wrote (both backends record it).
 ORIGIN = {"type": "object", "additionalProperties": False,
           "properties": {"user": {"type": "string", "minLength": 1, "maxLength": 255},
                          "host": {"type": "string", "minLength": 1, "maxLength": 255}},
-          "description": "Only what this user and/or host wrote (shared PostgreSQL storage records who wrote what)"}
+          "description": "Only what this user and/or host wrote (memesh records who wrote each entity, observation and memory)"}
 
 
 def _graph(ctx: ToolContext) -> Any:

@@ -67,6 +67,10 @@ the id of that stub). So in a large pass a name match always comes before a matc
 type or observations only, and a strong type or observation match that is older than
 the newest RANK_WINDOW matches comes after them, unranked.
 
+An ``origin`` filter (entities created by one user and/or host, memesh.store.origin)
+applies inside every pass, so the passes, windows and pages are those of the entities it
+keeps; without one the queries are the same as before it existed.
+
 The order is fixed for a given graph, and ``nextCursor`` is an offset into it: following
 the cursors lists every match once, the words' passes first, then the substring pass.
 A write between two pages may shift the order under the cursor (as with any offset).

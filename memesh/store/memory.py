@@ -34,6 +34,9 @@ Decisions:
   come first, then (``all_projects``) the others, each group by score. An empty query
   lists the newest instead. Every query word is quoted before it reaches FTS5, so no
   input is ever FTS syntax.
+* **Origin.** Each memory records who wrote it (user, host; :mod:`memesh.store.origin`);
+  ``recall`` and ``list`` take ``origin`` to keep only one user's or host's memories.
+  Refreshing a memory keeps its first writer. Forgetting someone else's is logged.
 * **Sizes.** Pages hold at most ``limit`` memories and stay under the same output
   ceiling as the graph's pages; ``list`` continues with ``nextCursor``; ``recall``
   says how many of its ``limit`` matches it had to leave out in ``omitted`` and continues
