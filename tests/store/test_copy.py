@@ -10,9 +10,11 @@ import pytest
 from memesh.errors import ValidationError
 from memesh.store.copy import copy_storage, read_rows
 from memesh.store.storage import open_storage
+from tests.store.backends import run_sql
 
-# The acceptance size is 100,000 entities (bench/bench_storage.py copies that many);
-# this test copies fewer by default to keep the suite's time modest on a loaded machine.
+# The acceptance size is 100,000 entities (bench/bench_storage.py copies that many; so does
+# MEMESH_TEST_COPY_ENTITIES=100000, about a minute for this test on a busy two-core machine);
+# by default fewer, to keep the suite's time modest.
 ROUND_TRIP_ENTITIES = int(os.environ.get("MEMESH_TEST_COPY_ENTITIES", "20000"))
 
 
@@ -101,6 +103,25 @@ def test_a_copy_there_and_back_keeps_who_wrote_what_and_when(tmp_path, pg_url):
     finally:
         for storage in (alice, bob, team, back):
             storage.close()
+
+
+@pytest.mark.parametrize("destination_holds", [[], ["already"]], ids=["empty", "not-empty"])
+def test_a_bulk_copy_into_postgresql_leaves_every_search_index_in_place_and_searchable(stores, tmp_path, pg_url,
+                                                                                      monkeypatch, destination_holds):
+    from memesh.store.pg import rows as pg_rows
+
+    monkeypatch.setattr(pg_rows, "ANALYZE_AFTER", 10)  # 50 entities take the bulk path (drop and rebuild when empty)
+    original = stores(f"sqlite:{tmp_path}/original.db")
+    fill(original, 50)
+    team = stores(pg_url)
+    team.graph.create_entities([{"name": name, "entityType": "t", "observations": []} for name in destination_holds])
+    indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'entities' ORDER BY 1"
+    before = run_sql(pg_url, indexes)
+    assert copy_storage(original, team)["entities"] == 50
+    assert run_sql(pg_url, indexes) == before
+    assert [e["name"] for e in team.graph.search_nodes("fact 17")["entities"]][:1] == ["e000017"]
+    assert [e["name"] for e in team.graph.search_nodes("000017")["entities"]] == ["e000017"]  # substring, trigram
+    assert run_sql(pg_url, "SELECT count(*) FROM entities WHERE search IS NULL AND entity_type IS NOT NULL") == [(0,)]
 
 
 def test_copying_twice_adds_nothing_the_second_time(stores, tmp_path, pg_url):
