@@ -95,7 +95,6 @@ from memesh.store.changes import GRAPH, OnChange, tracked_write
 from memesh.store.db import Database, fold_case, search_index_insert
 from memesh.store.origin import check_origin
 from memesh.store.pages import ENVELOPE as _ENVELOPE
-from memesh.store.rows import GraphRows, add_graph_sqlite, rows_from_parsed
 from memesh.store.pages import MAX_RESULT_CHARS
 from memesh.store.pages import fill_entity as _fill_entity
 from memesh.store.pages import is_graph_position as _is_graph_position
@@ -103,6 +102,7 @@ from memesh.store.pages import is_offset as _is_offset
 from memesh.store.pages import cursor_position as _position
 from memesh.store.pages import size as _size
 from memesh.store.pages import split_offset as _offset
+from memesh.store.rows import GraphRows, add_graph_sqlite, rows_from_parsed
 
 DEFAULT_PAGE_LIMIT = 200    # read_graph / open_nodes items per page
 DEFAULT_SEARCH_LIMIT = 25   # ranked: the first results are the ones that matter
