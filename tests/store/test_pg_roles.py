@@ -7,7 +7,7 @@ import os
 import psycopg
 import pytest
 
-from memesh.store.pg import graph as pg_graph
+from memesh.store.pg import rows as pg_rows
 from memesh.store.storage import open_storage
 from tests.pg_server import SUPERUSER
 
@@ -50,9 +50,9 @@ def test_a_login_with_only_row_rights_works_once_the_owner_created_the_schema(te
 
 
 def test_a_login_with_only_row_rights_can_import_a_large_graph(team_database, tmp_path, monkeypatch):
-    # Past ANALYZE_AFTER an import also merges the search indexes' pending entries, which
+    # Past ANALYZE_AFTER an import also rebuilds (into an empty graph) or merges the search indexes, which
     # only the indexes' owner may do: a row-rights login leaves that to the next vacuum.
-    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 10)
+    monkeypatch.setattr(pg_rows, "ANALYZE_AFTER", 10)
     owner_url, user_url = team_database
     owner = open_storage(owner_url, tmp_path / "x.db")
     owner.graph.stats()  # the first call migrates

@@ -6,7 +6,7 @@ import random
 
 import psycopg
 
-from memesh.store.pg import graph as pg_graph
+from memesh.store.pg import rows as pg_rows
 from memesh.store.pg.db import PgDatabase
 from memesh.store.pg.graph import PgKnowledgeGraph
 from memesh.store.storage import open_storage
@@ -49,7 +49,7 @@ def pending_pages(url):
 
 
 def test_a_bulk_import_leaves_nothing_in_the_search_indexes_pending_lists(pg_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    monkeypatch.setattr(pg_rows, "ANALYZE_AFTER", 100)
     storage = open_storage(pg_url, tmp_path / "x.db")
     try:
         assert storage.graph.import_jsonl(graph_lines(400)) == {"entities": 400, "relations": 0}
@@ -61,7 +61,7 @@ def test_a_bulk_import_leaves_nothing_in_the_search_indexes_pending_lists(pg_url
 
 
 def test_a_small_import_leaves_its_entries_pending_for_the_next_vacuum(pg_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    monkeypatch.setattr(pg_rows, "ANALYZE_AFTER", 100)
     storage = open_storage(pg_url, tmp_path / "x.db")
     try:
         storage.graph.import_jsonl(graph_lines(50))
