@@ -1,4 +1,7 @@
-"""Search on PostgreSQL stays on its good plans: after many searches, after a bulk import, under writes."""
+"""Search on PostgreSQL stays on its good plans: after many searches, after a bulk import, under writes.
+
+Both the graph's search_nodes and the memories' recall.
+"""
 from __future__ import annotations
 
 import json
@@ -8,7 +11,9 @@ import psycopg
 
 from memesh.store.pg import rows as pg_rows
 from memesh.store.pg.db import PgDatabase
+from memesh.store.copy import copy_storage
 from memesh.store.pg.graph import PgKnowledgeGraph
+from memesh.store.pg.memory import PgMemoryStore
 from memesh.store.storage import open_storage
 
 
@@ -40,12 +45,12 @@ def test_search_statements_are_never_prepared_so_each_is_planned_for_its_own_wor
         database.close()
 
 
-def pending_pages(url):
-    """Pages each GIN index of entities still has in its pending list (merging them says how many)."""
+def pending_pages(url, table="entities"):
+    """Pages each GIN index of ``table`` still has in its pending list (merging them says how many)."""
     with psycopg.connect(url, autocommit=True) as conn:
         return conn.execute("SELECT c.relname, gin_clean_pending_list(c.oid) FROM pg_index i "
                             "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
-                            "WHERE i.indrelid = 'entities'::regclass AND a.amname = 'gin' ORDER BY 1").fetchall()
+                            "WHERE i.indrelid = %s::regclass AND a.amname = 'gin' ORDER BY 1", (table,)).fetchall()
 
 
 def test_a_bulk_import_leaves_nothing_in_the_search_indexes_pending_lists(pg_url, tmp_path, monkeypatch):
@@ -85,3 +90,70 @@ def test_writes_keep_the_search_indexes_pending_lists_within_one_megabyte(pg_url
         storage.close()
     pages = dict(pending_pages(pg_url))
     assert pages and max(pages.values()) <= 1024 // 8, pages
+
+
+def test_recall_statements_are_never_prepared_so_each_is_planned_for_its_own_words(pg_url):
+    database = PgDatabase(pg_url, max_size=1)
+    memory = PgMemoryStore(database)
+    try:
+        for i in range(5):
+            memory.remember(f"deploy note {i}: alpha beta", tags=["ops"], project="/p")
+        for _ in range(8):
+            for query in ("alpha", "deploy beta", "note"):
+                assert memory.recall(query, project="/p")["memories"]
+                assert memory.recall(query, all_projects=True, tags=["ops"])["memories"]
+        prepared = database.read(lambda cur: [row[0] for row in cur.execute(
+            "SELECT statement FROM pg_prepared_statements").fetchall()])
+        assert any("memory_tags" in text for text in prepared)  # the memories' fetch is prepared
+        assert [text for text in prepared if "@@" in text] == []
+    finally:
+        database.close()
+
+
+def long_text(rng, words=600):
+    return " ".join("".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.randint(3, 9))) for _ in range(words))
+
+
+def test_remembering_keeps_the_memories_search_index_pending_list_within_one_megabyte(pg_url, tmp_path):
+    # A memory of 600 distinct words adds two pages (16 kB) to the pending list: 240 of
+    # them are well past 1 MB and short of PostgreSQL's 4 MB, where it would be merged.
+    rng = random.Random(7)
+    storage = open_storage(pg_url, tmp_path / "x.db")
+    try:
+        for i in range(240):
+            storage.memory.remember(f"note{i} {long_text(rng)}", project="/p")
+        assert [m["content"][:7] for m in storage.memory.recall("note239", project="/p")["memories"]] == ["note239"]
+    finally:
+        storage.close()
+    pages = dict(pending_pages(pg_url, "memories"))
+    assert list(pages) == ["memories_search"] and pages["memories_search"] <= 1024 // 8, pages
+
+
+def test_a_storage_copy_of_many_memories_leaves_nothing_in_their_search_index_pending_list(pg_url, tmp_path,
+                                                                                           monkeypatch):
+    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    source = open_storage(f"sqlite:{tmp_path}/source.db", tmp_path / "x.db")
+    team = open_storage(pg_url, tmp_path / "x.db")
+    try:
+        for i in range(150):
+            source.memory.remember(f"runbook step {i}: restart the queue", tags=["ops"], project="/p")
+        assert copy_storage(source, team)["memories"] == 150
+        assert team.memory.recall("step 7", project="/p")["memories"][0]["content"] == "runbook step 7: restart the queue"
+    finally:
+        team.close()
+        source.close()
+    assert pending_pages(pg_url, "memories") == [("memories_search", 0)]
+
+
+def test_a_small_storage_copy_leaves_its_memories_pending_for_the_next_vacuum(pg_url, tmp_path, monkeypatch):
+    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    source = open_storage(f"sqlite:{tmp_path}/source.db", tmp_path / "x.db")
+    team = open_storage(pg_url, tmp_path / "x.db")
+    try:
+        for i in range(50):
+            source.memory.remember(f"runbook step {i}: restart the queue", project="/p")
+        assert copy_storage(source, team)["memories"] == 50
+    finally:
+        team.close()
+        source.close()
+    assert pending_pages(pg_url, "memories")[0][1] > 0

@@ -228,7 +228,8 @@ class PgMemoryStore:
             rows += [(same, *row) for row in cur.execute(
                 f"SELECT m.id, {rank}, m.updated_at, m.importance FROM memories m WHERE m.search @@ {match} "
                 f"AND m.project {'=' if same else '!='} %s{filters.sql} ORDER BY 2 DESC, m.id LIMIT %s",
-                (*words, *words, scope, *filters.params, MAX_CANDIDATES))]
+                (*words, *words, scope, *filters.params, MAX_CANDIDATES),
+                prepare=False)]  # planned for its own words, as graph search (memesh.store.pg.graph._planned)
         best = max((row[2] for row in rows), default=0.0) or 1.0
         return [(not same, -score(max(rank, 0.0) / best, now - updated_at, weight), memory_id)
                 for same, memory_id, rank, updated_at, weight in rows]

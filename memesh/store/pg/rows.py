@@ -139,8 +139,9 @@ def add_memories_pg(cur: Any, rows: list[MemoryRow]) -> int:
                 "JOIN memesh_rows_memories s ON s.project = a.project AND s.content_hash = a.content_hash "
                 "CROSS JOIN unnest(s.tags) AS t(tag) ON CONFLICT DO NOTHING")
     added = cur.execute("SELECT count(*) FROM memesh_rows_new_memories").fetchone()[0]
-    if len(rows) > ANALYZE_AFTER:
+    if len(rows) > ANALYZE_AFTER:  # as after a large graph copy: settle the search index, fresh statistics
         _merge_pending_entries(cur, "memories")
+        cur.execute("ANALYZE memories, memory_tags")
     return added
 
 

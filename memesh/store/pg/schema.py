@@ -11,7 +11,8 @@ same data and answer with the same shapes; differences, and why:
   search passes) and ``folded`` (case-folded text for substring search, indexed with
   pg_trgm where that extension can be installed; else substring search scans).
   memesh fills them in the same transaction as the change (:mod:`memesh.store.pg.graph`).
-  Their GIN indexes keep a short pending list (1 MB, version 4): searches read it whole.
+  Their GIN indexes keep a short pending list (1 MB; entities version 4, memories 5):
+  searches read it whole.
 * The ``memesh`` text search configuration stems English words (Snowball) but keeps
   every word (no stop words), like SQLite's porter tokenizer.
 * Observations are unique per entity by the hash of their text, since a B-tree entry
@@ -174,4 +175,5 @@ MIGRATIONS: list[tuple[int, Any]] = [
     (2, _add_trigram_index),
     (3, _SCHEMA_V3_A2A),
     (4, _shorten_pending_lists),
+    (5, "ALTER INDEX memories_search SET (gin_pending_list_limit = 1024)"),
 ]
