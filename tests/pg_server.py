@@ -55,7 +55,8 @@ def _ensure_server_user() -> str:
 class PgServer:
     """One PostgreSQL cluster in a temporary directory; :meth:`start`, :meth:`stop`, :meth:`cleanup`."""
 
-    def __init__(self, bin_dir: pathlib.Path) -> None:
+    def __init__(self, bin_dir: pathlib.Path, shared_buffers: str = "64MB") -> None:
+        """``shared_buffers``: the tests' stores are small; a benchmark passes a server's size."""
         self.bin_dir = bin_dir
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="mmpg", dir="/tmp"))
         self.data = self.root / "data"
@@ -72,7 +73,7 @@ class PgServer:
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write(f"\nlisten_addresses = ''\nunix_socket_directories = '{self.socket_dir}'\nport = {PORT}\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 300\n"
-                       "shared_buffers = 64MB\n")
+                       f"shared_buffers = {shared_buffers}\n")
 
     def _run(self, program: str, *args: str, timeout: float = START_TIMEOUT) -> subprocess.CompletedProcess:
         argv = [str(self.bin_dir / program), *args]
