@@ -11,6 +11,7 @@ import psycopg
 
 from memesh.store.pg import rows as pg_rows
 from memesh.store.pg.db import PgDatabase
+from memesh.store import graph as sqlite_graph
 from memesh.store.copy import copy_storage
 from memesh.store.pg.graph import PgKnowledgeGraph
 from memesh.store.pg.memory import PgMemoryStore
@@ -157,3 +158,44 @@ def test_a_small_storage_copy_leaves_its_memories_pending_for_the_next_vacuum(pg
         team.close()
         source.close()
     assert pending_pages(pg_url, "memories")[0][1] > 0
+
+
+def newest_window_plans(database, graph, query):
+    """The plans PostgreSQL ran for a large pass's "newest of all matches" statement of ``query``
+    (auto_explain on the single pooled connection reports each plan to it as a notice)."""
+    plans = []
+
+    def explain_each(cur):
+        cur.connection.add_notice_handler(lambda notice: plans.append(notice.message_primary))
+        for statement in ("LOAD 'auto_explain'", "SET auto_explain.log_min_duration = 0",
+                          "SET auto_explain.log_level = 'notice'"):
+            cur.execute(statement)
+
+    database.read(explain_each)
+    assert graph.search_nodes(query, limit=50)["entities"]
+    return [plan for plan in plans if "ORDER BY id DESC LIMIT" in plan and "ts_rank(name_search" not in plan]
+
+
+def test_a_large_pass_takes_the_newest_of_few_matches_from_the_index_and_walks_the_key_for_dense_ones(
+        pg_url, monkeypatch):
+    # 10,000 entities; "rare" in 3% of them (300 > RANK_WINDOW 100). Walking the primary
+    # key from the newest row would test ~3,300 rows to find the newest 100 of them; the
+    # search index names all 300 at once. "note", the type of every entity, is found
+    # fastest by the walk (100 rows), and must stay so.
+    monkeypatch.setattr(sqlite_graph, "RANK_WINDOW", 100)
+    rng = random.Random(3)
+    rare = set(rng.sample(range(10_000), 300))
+    lines = [json.dumps({"type": "entity", "name": f"Node {i}", "entityType": "note", "observations": [
+        ("rare " if i in rare else "") + " ".join(f"w{rng.randrange(3000)}" for _ in range(12)) for _ in range(3)]})
+        for i in range(10_000)]
+    database = PgDatabase(pg_url, max_size=1)
+    graph = PgKnowledgeGraph(database)
+    try:
+        assert graph.import_jsonl(lines)["entities"] == 10_000  # past ANALYZE_AFTER: analysed
+        plans = newest_window_plans(database, graph, "rare")
+        assert plans and all("Bitmap Index Scan on entities_search" in plan and "Backward" not in plan
+                             for plan in plans), plans
+        plans = newest_window_plans(database, graph, "note")
+        assert plans and all("Index Scan Backward using entities_pkey" in plan for plan in plans), plans
+    finally:
+        database.close()
