@@ -132,7 +132,7 @@ def test_remembering_keeps_the_memories_search_index_pending_list_within_one_meg
 
 def test_a_storage_copy_of_many_memories_leaves_nothing_in_their_search_index_pending_list(pg_url, tmp_path,
                                                                                            monkeypatch):
-    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    monkeypatch.setattr(pg_rows, "ANALYZE_AFTER", 100)
     source = open_storage(f"sqlite:{tmp_path}/source.db", tmp_path / "x.db")
     team = open_storage(pg_url, tmp_path / "x.db")
     try:
@@ -147,7 +147,7 @@ def test_a_storage_copy_of_many_memories_leaves_nothing_in_their_search_index_pe
 
 
 def test_a_small_storage_copy_leaves_its_memories_pending_for_the_next_vacuum(pg_url, tmp_path, monkeypatch):
-    monkeypatch.setattr(pg_graph, "ANALYZE_AFTER", 100)
+    monkeypatch.setattr(pg_rows, "ANALYZE_AFTER", 100)
     source = open_storage(f"sqlite:{tmp_path}/source.db", tmp_path / "x.db")
     team = open_storage(pg_url, tmp_path / "x.db")
     try:
