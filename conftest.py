@@ -6,6 +6,8 @@ the suite is skipped, except under CI (``CI`` set), where that is a failure: CI 
 test both backends.
 
 ``pg_url`` is a fresh, empty database on that server for one test.
+``own_server`` is a PostgreSQL server of one test's own (not started), for tests that
+stop and start it.
 ``backend`` is parametrised over ``sqlite`` and ``postgresql``: the storage URL of fresh
 storage of each (``tests.store.backends.open_backend`` opens it).
 """
@@ -45,6 +47,15 @@ def pg_url(pg_server):
         yield url
     finally:
         pg_server.drop_database(url)
+
+
+@pytest.fixture
+def own_server(pg_server):  # pg_server: skip/fail exactly when the shared server would
+    server = PgServer(find_bin_dir())
+    try:
+        yield server
+    finally:
+        server.cleanup()
 
 
 @pytest.fixture(params=BACKENDS)

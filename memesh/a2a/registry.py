@@ -38,7 +38,7 @@ AGENT_KEY = "a2aAgent"        # the session context entry naming the session's a
 NAME_KEY = "agentName"        # the name a window asked for (forwarded MEMESH_AGENT_NAME)
 MAX_DESCRIPTION = 1000
 WRITE_TIMEOUT = 30.0          # seconds a table write may wait for the writer thread (SQLite's busy wait included)
-LOAD_WAIT = 10.0              # seconds a caller waits for the agents the table remembers (a storage that is away fails in ~5)
+LOAD_WAIT = 2.0               # seconds a caller waits for the agents the table remembers, then goes on without them
 
 
 class AgentRegistry:

@@ -57,6 +57,33 @@ def agent_for_project(conn, project: str) -> str | None:
     return None if found is None else found[0]
 
 
+
+def list_conditions(mark: str, where: list[str], args: list, *, agent: str = "", context_id: str = "",
+                    state: str = "", updated_after: float | None = None,
+                    after: tuple[float, str] | None = None) -> tuple[str, list, str, list]:
+    """The WHERE text and parameters of a tasks list, and of its page past ``after``.
+
+    ``mark`` is the backend's parameter placeholder; ``where``/``args`` are conditions
+    every query of the backend carries (PostgreSQL: the hub). Returns ``(condition,
+    args, page_condition, page_args)``: the first pair counts the matching tasks, the
+    second lists the page (newest first, after the cursor's ``(created_at, id)``).
+    """
+    where, args = list(where), list(args)
+    for column, value in (("agent", agent), ("context_id", context_id), ("state", state)):
+        if value:
+            where.append(f"{column} = {mark}")
+            args.append(value)
+    if updated_after is not None:
+        where.append(f"updated_at > {mark}")
+        args.append(updated_after)
+    condition = " AND ".join(where) or "1 = 1"
+    page_where, page_args = condition, list(args)
+    if after is not None:
+        page_where += f" AND (created_at < {mark} OR (created_at = {mark} AND id < {mark}))"
+        page_args += [after[0], after[0], after[1]]
+    return condition, args, page_where, page_args
+
+
 class SqliteA2AStore:
     """Tasks and agents in memesh.db (see :class:`memesh.store.base.A2AStore`)."""
 
@@ -90,19 +117,8 @@ class SqliteA2AStore:
     def list_tasks(self, *, agent: str = "", context_id: str = "", state: str = "",
                    updated_after: float | None = None, after: tuple[float, str] | None = None,
                    limit: int = 50) -> tuple[list[tuple[float, str, bytes]], int]:
-        where, args = [], []
-        for column, value in (("agent", agent), ("context_id", context_id), ("state", state)):
-            if value:
-                where.append(f"{column} = ?")
-                args.append(value)
-        if updated_after is not None:
-            where.append("updated_at > ?")
-            args.append(updated_after)
-        condition = " AND ".join(where) or "1"
-        page_where, page_args = condition, list(args)
-        if after is not None:
-            page_where += " AND (created_at < ? OR (created_at = ? AND id < ?))"
-            page_args += [after[0], after[0], after[1]]
+        condition, args, page_where, page_args = list_conditions("?", [], [], agent=agent, context_id=context_id,
+                                                                 state=state, updated_after=updated_after, after=after)
         with self.db.read() as conn:
             total = conn.execute(f"SELECT count(*) FROM a2a_tasks WHERE {condition}", args).fetchone()[0]
             rows = conn.execute(f"SELECT created_at, id, task FROM a2a_tasks WHERE {page_where} "

@@ -123,17 +123,6 @@ def test_two_homes_on_one_postgresql_database_keep_their_own_agents_and_tasks(pg
     assert a1.proc.poll() is None and a2.proc.poll() is None
 
 
-@pytest.fixture
-def own_server(pg_server):  # pg_server: skip/fail exactly when the shared server would
-    from tests.pg_server import PgServer, find_bin_dir
-
-    server = PgServer(find_bin_dir())
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
 def test_with_the_server_stopped_a2a_calls_answer_that_the_storage_is_unavailable_and_work_again_after(
         own_server, memesh_home):
     own_server.start()

@@ -13,20 +13,10 @@ import sys
 import pytest
 
 from tests.mcp.stdio_driver import StdioServer
-from tests.pg_server import PgServer, find_bin_dir
 from tests.support import wait_until
 
 WINDOW_ARGV = [sys.executable, "-m", "memesh"]
 RECOVERY_TIMEOUT = 60.0  # the pool and the listener retry with capped backoff
-
-
-@pytest.fixture
-def own_server(pg_server):  # pg_server: skip/fail exactly when the shared server would
-    server = PgServer(find_bin_dir())
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture

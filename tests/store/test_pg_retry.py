@@ -38,3 +38,33 @@ def test_two_writes_that_deadlock_both_complete_once_the_loser_is_retried(pg_url
         assert db.read(lambda cur: cur.execute("SELECT n FROM counters ORDER BY id").fetchall()) == [(2,), (2,)]
     finally:
         db.close()
+
+
+def test_calls_during_an_outage_give_its_reason_without_asking_the_server_again_each_time(own_server, monkeypatch):
+    import pytest
+
+    from memesh.errors import StorageUnavailable
+    from tests.support import wait_until
+
+    asked: list[int] = []
+    why = PgDatabase._why_no_connection
+    monkeypatch.setattr(PgDatabase, "_why_no_connection", lambda self, exc: asked.append(1) or why(self, exc))
+    db = PgDatabase(own_server.url())  # the server was never started
+    try:
+        for _ in range(3):
+            with pytest.raises(StorageUnavailable, match="unavailable"):
+                db.read(lambda cur: cur.execute("SELECT 1").fetchone())
+        assert not db.available
+        assert len(asked) == 1
+        own_server.start()
+
+        def answers() -> bool:
+            try:
+                return db.read(lambda cur: cur.execute("SELECT 1").fetchone()) == (1,)
+            except StorageUnavailable:
+                return False
+
+        wait_until(answers, 60.0, "the pool to reconnect once the server is up")
+        assert db.available
+    finally:
+        db.close()

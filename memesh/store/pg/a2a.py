@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from memesh.a2a import states
-from memesh.store.a2a import COLUMNS, PENDING, TERMINAL, agent_dict, row_dict
+from memesh.store.a2a import COLUMNS, PENDING, TERMINAL, agent_dict, list_conditions, row_dict
 from memesh.store.base import Json, TaskRecord
 
 HOOK_CONNECT_TIMEOUT_S = 2   # the prompt hook must never hold up a prompt for long
@@ -92,19 +92,9 @@ class PgA2AStore:
     def list_tasks(self, *, agent: str = "", context_id: str = "", state: str = "",
                    updated_after: float | None = None, after: tuple[float, str] | None = None,
                    limit: int = 50) -> tuple[list[tuple[float, str, bytes]], int]:
-        where, args = ["hub = %s"], [self.hub]
-        for column, value in (("agent", agent), ("context_id", context_id), ("state", state)):
-            if value:
-                where.append(f"{column} = %s")
-                args.append(value)
-        if updated_after is not None:
-            where.append("updated_at > %s")
-            args.append(updated_after)
-        condition = " AND ".join(where)
-        page_where, page_args = condition, list(args)
-        if after is not None:
-            page_where += " AND (created_at < %s OR (created_at = %s AND id < %s))"
-            page_args += [after[0], after[0], after[1]]
+        condition, args, page_where, page_args = list_conditions(
+            "%s", ["hub = %s"], [self.hub], agent=agent, context_id=context_id, state=state,
+            updated_after=updated_after, after=after)
 
         def read(cur: Any):
             total = cur.execute(f"SELECT count(*) FROM a2a_tasks WHERE {condition}", args).fetchone()[0]

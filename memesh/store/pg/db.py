@@ -60,6 +60,8 @@ T = TypeVar("T")
 CHANNEL = "memesh_changes"
 CONNECT_TIMEOUT_S = 5       # one connection attempt; an unreachable host fails this fast
 POOL_WAIT_S = 5.0           # a call waits this long for a connection before it reports the outage
+AWAY_WAIT_S = 0.5           # ... and this long while the server is known to be away (the pool reconnects meanwhile)
+REASON_FOR_S = 10.0         # how long the reason found for an outage is given without asking the server again
 POOL_MAX_SIZE = 8           # per daemon; a team server serves many daemons
 WRITE_ATTEMPTS = 8          # serialization failures and deadlocks are retried this often
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
@@ -105,6 +107,7 @@ class PgDatabase:
         self._last_error: str | None = None
         self._outages = 0   # calls that found the server unreachable (ensure_ready's waiters share the news)
         self._last_outage: StorageUnavailable | None = None
+        self._reason_at = 0.0   # time.monotonic() when _last_outage's reason was found
         self.pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=max_size, open=False,
                                    timeout=POOL_WAIT_S,
                                    reconnect_timeout=float("inf"), name="memesh")
@@ -225,8 +228,11 @@ class PgDatabase:
         while True:
             attempt += 1
             stage = "connect"
+            # While the server is known to be away, a call only briefly waits for the pool's
+            # own reconnection, so that every tool call of an outage does not cost seconds.
+            wait = POOL_WAIT_S if self._last_error is None else AWAY_WAIT_S
             try:
-                with self.pool.connection() as conn:
+                with self.pool.connection(timeout=wait) as conn:
                     stage = "work"
                     with conn.cursor() as cur:
                         try:
@@ -263,8 +269,15 @@ class PgDatabase:
                     # committed unless COMMIT itself was under way, so try once more afresh.
                     if stage == "work" and attempt == 1:
                         continue
+                    # During an outage the reason found lately stands for a while: asking the
+                    # server why can take connect_timeout, and every call would pay it.
+                    known = self._last_outage if self._last_error is not None else None
                     self._last_error = str(exc)
-                    outage = self._last_outage = self.unavailable(self._why_no_connection(exc))
+                    if known is not None and time.monotonic() - self._reason_at < REASON_FOR_S:
+                        outage = self._last_outage = StorageUnavailable(str(known))
+                    else:
+                        outage = self._last_outage = self.unavailable(self._why_no_connection(exc))
+                        self._reason_at = time.monotonic()
                     self._outages += 1
                     raise outage from None
                 raise
