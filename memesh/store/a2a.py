@@ -130,14 +130,7 @@ class SqliteA2AStore:
             return pending(conn, agent, limit, offset)
 
     def task_rows(self, agent: str = "", state: str = "", limit: int = 50) -> list[Json]:
-        where, args = [], []
-        if agent:
-            where.append("agent = ?")
-            args.append(agent)
-        if state:
-            where.append("state = ?")
-            args.append(state)
-        condition = " AND ".join(where) or "1"
+        condition, args, _, _ = list_conditions("?", [], [], agent=agent, state=state)
         with self.db.read() as conn:
             found = conn.execute(f"SELECT {COLUMNS} FROM a2a_tasks WHERE {condition} "
                                  f"ORDER BY created_at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()

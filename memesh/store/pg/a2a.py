@@ -108,14 +108,8 @@ class PgA2AStore:
         return self.pg.read(lambda cur: _pending(cur, self.hub, agent, limit, offset))
 
     def task_rows(self, agent: str = "", state: str = "", limit: int = 50) -> list[Json]:
-        where, args = ["hub = %s"], [self.hub]
-        if agent:
-            where.append("agent = %s")
-            args.append(agent)
-        if state:
-            where.append("state = %s")
-            args.append(state)
-        query = (f"SELECT {COLUMNS} FROM a2a_tasks WHERE {' AND '.join(where)} "
+        condition, args, _, _ = list_conditions("%s", ["hub = %s"], [self.hub], agent=agent, state=state)
+        query = (f"SELECT {COLUMNS} FROM a2a_tasks WHERE {condition} "
                  f"ORDER BY created_at DESC, id DESC LIMIT %s")
         found = self.pg.read(lambda cur: cur.execute(query, (*args, limit)).fetchall())
         return [row_dict(r) for r in found]

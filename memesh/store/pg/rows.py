@@ -79,12 +79,9 @@ def add_graph_pg(cur: Any, rows: GraphRows, now: float | None = None) -> dict[st
                 "WHERE entities.entity_type IS NULL RETURNING id, name) INSERT INTO memesh_rows_fresh SELECT id, name FROM added")
     fresh = cur.execute("SELECT count(*) FROM memesh_rows_fresh").fetchone()[0]
     if rows.observations and fresh:
-        cur.execute("CREATE TEMP TABLE memesh_rows_observations (n bigint, name text COLLATE \"C\", content text, created_at float8, "
-                    "origin_user text, origin_host text) ON COMMIT DROP")
-        with cur.copy("COPY memesh_rows_observations FROM STDIN") as copy:
-            for n, row in enumerate(rows.observations):
-                copy.write_row((n, *row))
-        cur.execute("ANALYZE memesh_rows_observations, memesh_rows_fresh")
+        _stage(cur, "memesh_rows_observations", 'name text COLLATE "C", content text, created_at float8, '
+               "origin_user text, origin_host text", rows.observations)
+        cur.execute("ANALYZE memesh_rows_fresh")
         cur.execute("INSERT INTO observations(entity_id, content, created_at, origin_user, origin_host) "
                     "SELECT f.id, o.content, o.created_at, o.origin_user, o.origin_host FROM memesh_rows_observations o "
                     "JOIN memesh_rows_fresh f ON f.name = o.name ORDER BY o.n "
@@ -95,12 +92,8 @@ def add_graph_pg(cur: Any, rows: GraphRows, now: float | None = None) -> dict[st
         if endpoints:  # names no entity has: stubs, unless the destination knows them
             cur.execute("INSERT INTO entities(name, entity_type, created_at, updated_at) SELECT n, NULL, %s, %s "
                         "FROM unnest(%s::text[]) AS n ORDER BY n ON CONFLICT (name) DO NOTHING", (now, now, endpoints))
-        cur.execute("CREATE TEMP TABLE memesh_rows_relations (n bigint, from_name text COLLATE \"C\", to_name text COLLATE \"C\", "
-                    "relation_type text) ON COMMIT DROP")
-        with cur.copy("COPY memesh_rows_relations FROM STDIN") as copy:
-            for n, row in enumerate(rows.relations):
-                copy.write_row((n, *row))
-        cur.execute("ANALYZE memesh_rows_relations")
+        _stage(cur, "memesh_rows_relations", 'from_name text COLLATE "C", to_name text COLLATE "C", relation_type text',
+               rows.relations)
         cur.execute("INSERT INTO relations(from_id, to_id, relation_type) SELECT f.id, t.id, r.relation_type "
                     "FROM memesh_rows_relations r JOIN entities f ON f.name = r.from_name "
                     "JOIN entities t ON t.name = r.to_name ORDER BY r.n ON CONFLICT DO NOTHING")
@@ -143,6 +136,16 @@ def add_memories_pg(cur: Any, rows: list[MemoryRow]) -> int:
         _merge_pending_entries(cur, "memories")
         cur.execute("ANALYZE memories, memory_tags")
     return added
+
+
+def _stage(cur: Any, table: str, columns: str, rows: Any) -> None:
+    """A temporary table ``table`` (``n`` — the rows' order — then ``columns``) filled with
+    ``rows`` by COPY and analysed (temporary tables have no statistics until asked)."""
+    cur.execute(f"CREATE TEMP TABLE {table} (n bigint, {columns}) ON COMMIT DROP")
+    with cur.copy(f"COPY {table} FROM STDIN") as copy:
+        for n, row in enumerate(rows):
+            copy.write_row((n, *row))
+    cur.execute(f"ANALYZE {table}")
 
 
 def _drop_search_indexes(cur: Any) -> list[str]:
