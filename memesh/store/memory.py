@@ -239,6 +239,42 @@ def _decode_offset(cursor: object, scope: str) -> int:
                           "omit it to start from the best match")
 
 
+def _recall_fingerprint(text: str, scope: str, everywhere: bool, filters: Any, wanted: int) -> str:
+    """What a recall cursor is bound to: the same question with the same filters (either backend)."""
+    key = [text, scope, everywhere, filters.tags, filters.kind, wanted] + ([filters.origin] if filters.origin else [])
+    return "recall:" + hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
+
+
+def _list_fingerprint(scope: str, everywhere: bool, filters: Any) -> str:
+    """What a list cursor is bound to (either backend)."""
+    key = [scope, everywhere, filters.tags, filters.kind] + ([filters.origin] if filters.origin else [])
+    return hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
+
+
+def _recall_answer(memories: list[Json], scores: dict[int, float], scope: str, everywhere: bool,
+                   fingerprint: str, offset: int) -> Json:
+    """recall's answer from the memories found, best first: scores added, cut at the ceiling."""
+    for memory in memories:
+        if memory["id"] in scores:
+            memory["score"] = round(scores[memory["id"]], 6)
+    fit = _within_ceiling(memories)
+    out: Json = {"memories": memories[:fit], "project": scope, "allProjects": everywhere}
+    if fit < len(memories):
+        out["omitted"] = len(memories) - fit
+        out["nextCursor"] = _encode_cursor(fingerprint, offset + fit)
+    return out
+
+
+def _list_answer(rows: list, memories: list[Json], wanted: int, fingerprint: str) -> Json:
+    """list's page from ``rows`` ((id, updated_at), one more than ``wanted`` when there are more) and their memories."""
+    fit = min(_within_ceiling(memories), wanted, len(rows))
+    page: Json = {"memories": memories[:fit]}
+    if fit < len(rows):
+        memory_id, updated_at = rows[fit - 1]
+        page["nextCursor"] = _encode_cursor(fingerprint, [updated_at, memory_id])
+    return page
+
+
 class _Filters:
     """The SQL condition (on alias ``m``) for tags/kind/origin filters, and its parameters."""
 
@@ -338,8 +374,7 @@ class MemoryStore:
         text = _text(query, "query", MAX_QUERY_CHARS)
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
         filters, wanted = _Filters(tags, kind, origin), _limit(limit, DEFAULT_RECALL_LIMIT, MAX_RECALL_LIMIT)
-        key = [text, scope, everywhere, filters.tags, filters.kind, wanted] + ([filters.origin] if filters.origin else [])
-        fingerprint = "recall:" + hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
+        fingerprint = _recall_fingerprint(text, scope, everywhere, filters, wanted)
         offset = _decode_offset(cursor, fingerprint)
         scores: dict[int, float] = {}
         with self._db.read() as conn:
@@ -350,15 +385,7 @@ class MemoryStore:
                 ranked = [memory_id for _, _, memory_id in best]
                 scores = {memory_id: -negated for _, negated, memory_id in best}
             memories = self._fetch(conn, ranked)
-        for memory in memories:
-            if memory["id"] in scores:
-                memory["score"] = round(scores[memory["id"]], 6)
-        fit = _within_ceiling(memories)
-        out: Json = {"memories": memories[:fit], "project": scope, "allProjects": everywhere}
-        if fit < len(memories):
-            out["omitted"] = len(memories) - fit
-            out["nextCursor"] = _encode_cursor(fingerprint, offset + fit)
-        return out
+        return _recall_answer(memories, scores, scope, everywhere, fingerprint, offset)
 
     def list(self, *, project: str = "", all_projects: bool = False, tags: Sequence[str] | None = None,
              kind: str | None = None, limit: int | None = None, cursor: str | None = None,
@@ -366,8 +393,7 @@ class MemoryStore:
         """One page of memories, newest first: ``{"memories": [...], "nextCursor"?: str}``."""
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
         filters, wanted = _Filters(tags, kind, origin), _limit(limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
-        key = [scope, everywhere, filters.tags, filters.kind] + ([filters.origin] if filters.origin else [])
-        fingerprint = hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
+        fingerprint = _list_fingerprint(scope, everywhere, filters)
         after = _decode_cursor(cursor, fingerprint)
         where, params = "1" if everywhere else "m.project = ?", [] if everywhere else [scope]
         if after is not None:
@@ -378,12 +404,7 @@ class MemoryStore:
                                 f"ORDER BY m.updated_at DESC, m.id DESC LIMIT ?",
                                 (*params, *filters.params, wanted + 1)).fetchall()
             memories = self._fetch(conn, [memory_id for memory_id, _ in rows])
-        fit = min(_within_ceiling(memories), wanted, len(rows))
-        page: Json = {"memories": memories[:fit]}
-        if fit < len(rows):
-            memory_id, updated_at = rows[fit - 1]
-            page["nextCursor"] = _encode_cursor(fingerprint, [updated_at, memory_id])
-        return page
+        return _list_answer(rows, memories, wanted, fingerprint)
 
     def stats(self) -> Json:
         """Counts: ``{"memories", "projects", "tags", "byProject": {project: memories}}``."""

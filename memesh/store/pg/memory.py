@@ -9,8 +9,6 @@ memory someone else wrote is allowed but logged.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -26,15 +24,17 @@ from memesh.store.memory import (
     MAX_RECALL_LIMIT,
     _decode_cursor,
     _decode_offset,
-    _encode_cursor,
     _flag,
     _ids,
     _label,
     _limit,
+    _list_answer,
+    _list_fingerprint,
     _project,
+    _recall_answer,
+    _recall_fingerprint,
     _tags,
     _text,
-    _within_ceiling,
     iso_utc,
     new_memory,
     score,
@@ -144,8 +144,7 @@ class PgMemoryStore:
         text = _text(query, "query", MAX_QUERY_CHARS)
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
         filters, wanted = _Filters(tags, kind, origin), _limit(limit, DEFAULT_RECALL_LIMIT, MAX_RECALL_LIMIT)
-        key = [text, scope, everywhere, filters.tags, filters.kind, wanted] + ([filters.origin] if filters.origin else [])
-        fingerprint = "recall:" + hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
+        fingerprint = _recall_fingerprint(text, scope, everywhere, filters, wanted)
         offset = _decode_offset(cursor, fingerprint)
         now = self._clock()
 
@@ -160,15 +159,7 @@ class PgMemoryStore:
             return self._fetch(cur, ranked), scores
 
         memories, scores = self._db.read(work)
-        for memory in memories:
-            if memory["id"] in scores:
-                memory["score"] = round(scores[memory["id"]], 6)
-        fit = _within_ceiling(memories)
-        out: Json = {"memories": memories[:fit], "project": scope, "allProjects": everywhere}
-        if fit < len(memories):
-            out["omitted"] = len(memories) - fit
-            out["nextCursor"] = _encode_cursor(fingerprint, offset + fit)
-        return out
+        return _recall_answer(memories, scores, scope, everywhere, fingerprint, offset)
 
     def list(self, *, project: str = "", all_projects: bool = False, tags: Sequence[str] | None = None,
              kind: str | None = None, limit: int | None = None, cursor: str | None = None,
@@ -176,8 +167,7 @@ class PgMemoryStore:
         """One page of memories, newest first: ``{"memories": [...], "nextCursor"?: str}``."""
         scope, everywhere = _project(project), _flag(all_projects, "all_projects")
         filters, wanted = _Filters(tags, kind, origin), _limit(limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
-        key = [scope, everywhere, filters.tags, filters.kind] + ([filters.origin] if filters.origin else [])
-        fingerprint = hashlib.sha256(json.dumps(key).encode("utf-8")).hexdigest()[:16]
+        fingerprint = _list_fingerprint(scope, everywhere, filters)
         after = _decode_cursor(cursor, fingerprint)
         where, params = ("TRUE", []) if everywhere else ("m.project = %s", [scope])
         if after is not None:
@@ -191,12 +181,7 @@ class PgMemoryStore:
             return rows, self._fetch(cur, [memory_id for memory_id, _ in rows])
 
         rows, memories = self._db.read(work)
-        fit = min(_within_ceiling(memories), wanted, len(rows))
-        page: Json = {"memories": memories[:fit]}
-        if fit < len(rows):
-            memory_id, updated_at = rows[fit - 1]
-            page["nextCursor"] = _encode_cursor(fingerprint, [updated_at, memory_id])
-        return page
+        return _list_answer(rows, memories, wanted, fingerprint)
 
     def stats(self) -> Json:
         """Counts: ``{"memories", "projects", "tags", "byProject": {project: memories}}``."""
