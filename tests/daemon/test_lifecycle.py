@@ -176,7 +176,9 @@ def test_a_daemon_stopped_with_a_call_in_flight_exits_with_status_0(memesh_home,
     daemon = run_in_foreground(memesh_home)
     worker = memesh_home.connect(name="worker")
     watcher = memesh_home.connect(name="watcher")
-    call = SlowCall(worker, SLOW_BATCH)
+    # Forced: a call long enough to be still running when the stop arrives on a busy machine
+    # (with ~1 s of work it could end first and there was nothing left to abandon).
+    call = SlowCall(worker, 3 * SLOW_BATCH if force else SLOW_BATCH)
     call.start()
     wait_until(lambda: watcher.control.status()["inflight"] >= 1, 10, "the slow call to be in flight")
     stop = memesh_home.cli("daemon", "stop", *(["--force"] if force else []))
